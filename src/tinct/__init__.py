@@ -1,0 +1,8 @@
+"""tinct: colorize grayscale photographs and film."""
+__version__ = "0.1.0"
+
+from .errors import TinctError  # noqa: E402
+from .pipeline import ColorizeOptions, colorize  # noqa: E402
+from .weights import load_model  # noqa: E402
+
+__all__ = ["ColorizeOptions", "TinctError", "colorize", "load_model"]

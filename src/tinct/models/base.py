@@ -1,0 +1,108 @@
+"""What every colorization network shares: the forward contract, the heads, the losses.
+
+Contract: ``forward(L, hints=None) -> {"ab": (B, 2, H, W) in Lab units, ...}``
+with ``L`` ``(B, 1, H, W)`` in [0, 100] and H, W multiples of ``model.stride``.
+A classification head adds ``"logits"`` ``(B, Q, h, w)``.
+
+A family only builds a trunk that maps normalised L to features; the head
+(regression or classification over quantized ab) and the losses live here, so
+every family can be trained either way by the same loop.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import bins
+from ..color import AB_SCALE
+
+
+@dataclasses.dataclass
+class BaseConfig:
+    head: str = "regression"     # "regression" (ab directly) or "classification" (Zhang et al.)
+    loss: str = "l1"             # regression loss: "l1", "l2" or "huber"
+    num_bins: int = 0            # classification: number of in-gamut ab cells (set from the data)
+    temperature: float = bins.TEMPERATURE
+    hint_channels: int = 0       # 0, or 3 for user color points (ab + mask)
+
+
+class ColorModel(nn.Module):
+    name = "base"
+    stride = 1
+    Config = BaseConfig
+
+    def __init__(self, config: BaseConfig, trunk_channels: int, head_scale: int = 1):
+        super().__init__()
+        self.config = config
+        if config.head == "classification":
+            if config.num_bins <= 0:
+                raise ValueError("a classification head needs num_bins > 0")
+            self.head = nn.Conv2d(trunk_channels, config.num_bins, 1)
+            self.register_buffer("bin_centers", torch.zeros(config.num_bins, 2))
+            self.register_buffer("bin_weights", torch.ones(config.num_bins))
+        elif config.head == "regression":
+            self.head = nn.Conv2d(trunk_channels, 2, 1)
+        else:
+            raise ValueError(f"unknown head {config.head!r}")
+        self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
+
+    @property
+    def in_channels(self) -> int:
+        return 1 + self.config.hint_channels
+
+    def set_bins(self, centers, weights) -> None:
+        self.bin_centers.copy_(torch.as_tensor(centers))
+        self.bin_weights.copy_(torch.as_tensor(weights))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
+        x = L / 50.0 - 1.0
+        if self.config.hint_channels:
+            if hints is None:
+                hints = torch.zeros(L.shape[0], self.config.hint_channels, *L.shape[-2:], dtype=L.dtype, device=L.device)
+            x = torch.cat([x, hints[:, :2] / AB_SCALE, hints[:, 2:]], dim=1)
+        feats = self.trunk(x)
+        out = {}
+        if self.config.head == "classification":
+            logits = self.head(feats)
+            out["logits"] = logits
+            ab = bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
+        else:
+            ab = torch.tanh(self.head(feats)) * AB_SCALE
+        if ab.shape[-2:] != L.shape[-2:]:
+            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        out["ab"] = ab
+        return out
+
+    def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
+        """Named losses for one batch; ``"loss"`` is the one to minimise."""
+        out = self(L, hints)
+        if self.config.head == "classification":
+            ce = bins.rebalanced_cross_entropy(out["logits"], ab_true, self.bin_centers, self.bin_weights)
+            return {"loss": ce, "ce": ce.detach()}
+        return {"loss": regression_loss(out["ab"], ab_true, self.config.loss)}
+
+
+def regression_loss(ab_pred: torch.Tensor, ab_true: torch.Tensor, kind: str) -> torch.Tensor:
+    """Pixel loss on ab normalised to about [-1, 1]."""
+    p, t = ab_pred / AB_SCALE, ab_true / AB_SCALE
+    if kind == "l1":
+        return F.l1_loss(p, t)
+    if kind == "l2":
+        return F.mse_loss(p, t)
+    if kind == "huber":
+        return F.smooth_l1_loss(p, t, beta=0.1)
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from tinct import bins
+from tinct.errors import TinctError
+from tinct.models import create_model, list_models
+
+
+def test_registry_lists_foundation_models():
+    assert {"cnn", "autoencoder", "unet"} <= set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_forward_contract(name, head):
+    torch.manual_seed(0)
+    kw = {"head": head}
+    if head == "classification":
+        kw["num_bins"] = 20
+    model = create_model(name, **kw).eval()
+    if head == "classification":
+        model.set_bins(torch.randn(20, 2) * 30, torch.ones(20))
+    s = model.stride
+    L = torch.rand(2, 1, 2 * s * 2, 3 * s * 2) * 100
+    with torch.no_grad():
+        out = model(L)
+    assert out["ab"].shape == (2, 2, L.shape[2], L.shape[3])
+    assert out["ab"].abs().max() <= 110 + 1e-4
+    assert torch.isfinite(out["ab"]).all()
+    if head == "classification":
+        assert out["logits"].shape[1] == 20
+
+
+def test_hint_channels_change_the_output():
+    torch.manual_seed(0)
+    model = create_model("unet", base_channels=8, depth=2, hint_channels=3).eval()
+    L = torch.rand(1, 1, 32, 32) * 100
+    hints = torch.zeros(1, 3, 32, 32)
+    hints[0, :, 10:14, 10:14] = torch.tensor([60.0, -40.0, 1.0])[:, None, None]
+    with torch.no_grad():
+        a = model(L)["ab"]
+        b = model(L, hints)["ab"]
+        c = model(L, torch.zeros(1, 3, 32, 32))["ab"]
+    assert torch.equal(a, c)
+    assert not torch.allclose(a, b)
+
+
+def test_unknown_model_and_option_are_clear_errors():
+    with pytest.raises(TinctError, match="unknown model"):
+        create_model("nope")
+    with pytest.raises(TinctError, match="no option"):
+        create_model("unet", wings=2)
+
+
+def test_soft_encoding_sums_to_one_and_favours_nearest():
+    centers = torch.tensor(np.mgrid[-50:51:10, -50:51:10].reshape(2, -1).T, dtype=torch.float32)
+    ab = torch.tensor([[[[3.0]], [[-21.0]]]])
+    t = bins.soft_encode(ab, centers)
+    assert torch.allclose(t.sum(1), torch.ones(1, 1, 1))
+    assert (t > 0).sum() == bins.K_NEAREST
+    assert centers[t[0, :, 0, 0].argmax()].tolist() == [0.0, -20.0]
+
+
+def test_annealed_mean_at_t1_is_the_mean_and_low_t_the_mode():
+    centers = torch.randn(7, 2) * 40
+    logits = torch.randperm(28).float().view(1, 7, 2, 2) / 4  # distinct, gaps of >= 0.25
+    p = torch.softmax(logits, 1)
+    mean = torch.einsum("bqhw,qc->bchw", p, centers)
+    assert torch.allclose(bins.annealed_mean(logits, centers, 1.0), mean, atol=1e-5)
+    mode = centers[logits.argmax(1)].permute(0, 3, 1, 2)
+    assert torch.allclose(bins.annealed_mean(logits, centers, 0.01), mode, atol=1e-3)
+
+
+def test_rebalance_weights_have_expectation_one():
+    rng = np.random.default_rng(0)
+    hist = np.zeros((23, 23))
+    hist[8:15, 8:15] = rng.random((7, 7)) * 100 + 1
+    hist[11, 11] = 5000
+    w = bins.rebalance_weights(hist)
+    from scipy.ndimage import gaussian_filter
+    a, b = np.nonzero(hist > 0)
+    smooth = gaussian_filter(hist / hist.sum(), bins.SIGMA / bins.GRID)[a, b]
+    smooth /= smooth.sum()
+    assert abs((smooth * w).sum() - 1) < 1e-5
+    assert w[np.argmax(hist[a, b])] == w.min()  # the commonest color weighs least

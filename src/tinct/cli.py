@@ -5,6 +5,7 @@ Errors a user can cause print one line (``tinct: error: ...``) and exit 2;
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -42,17 +43,77 @@ def models_cmd():
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this.")
 @click.option("--trust-pickle", is_flag=True, help="Allow a pickle .pt/.pth model (loaded with weights_only).")
-def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle):
-    """Colorize grayscale photos: files or folders (folders are mirrored into OUT)."""
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=None,
+              help="Classification models: annealed-mean temperature (1 = mean, toward 0 = mode; default 0.38).")
+@click.option("--samples", type=click.IntRange(1), default=None,
+              help="Write K different colorizations NAME_0 .. NAME_{K-1} (models with noise inputs: dcgan).")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: run --model FILE.onnx (from `tinct export`) with onnxruntime (pip install 'tinct[onnx]').")
+@click.option("--distributed", is_flag=True,
+              help="Under torchrun: this process colorizes its share of the files (file i to rank i % world).")
+@click.option("--temporal", type=click.FloatRange(0, 1), default=None,
+              help="Film: weight of colors carried from earlier frames along the motion (0 = frame by frame; "
+                   "default 0.8).")
+@click.option("--codec", default=None, help="Film: FFmpeg video encoder (default libx264; libvpx-vp9 for .webm).")
+@click.option("--crf", type=click.IntRange(0, 63), default=18, show_default=True,
+              help="Film: constant quality (x264/x265/VP9/AV1): lower is better and larger.")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="Film from a folder of numbered frames: frame rate (default 25).")
+@click.option("--segment-frames", type=click.IntRange(1), default=300, show_default=True,
+              help="Film: frames per resumable segment (a rerun skips finished segments).")
+@click.option("--method", type=click.Choice(["levin", "transfer", "welsh", "deep-colorization"]), default=None,
+              help="Classical/guided colorization instead of the deep model: levin (spreads --hints colors), "
+                   "transfer or welsh (colors of --reference), deep-colorization (Cheng et al. 2015).")
+@click.option("--hints", default=None,
+              help="User colors for one photo: an RGBA PNG of the photo's size (opaque pixels = colors) or JSON "
+                   '[{"x":..,"y":..,"color":"#rrggbb"}]. Without --method they steer the deep model.')
+@click.option("--reference", default=None, help="A color photo whose colors --method transfer/welsh take.")
+@click.option("--palette", default=None,
+              help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
+def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
+                 samples=None, backend="torch", distributed=False, temporal=None, codec=None, crf=18, fps=None,
+                 segment_frames=300, method=None, hints=None, reference=None, palette=None):
+    """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
+
+    Films too: `tinct colorize film.mp4 -o color.mp4` (audio kept), numbered frames in (a folder, or
+    frames/%05d.png) or out (-o out/%05d.png).
+    """
     from .batch import colorize_paths
     from .io import DEFAULT_MAX_PIXELS
     from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions
     from .weights import load_model
     options = ColorizeOptions(render_factor=render_factor or DEFAULT_RENDER_FACTOR,
                               max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    from .onnxrt import load_backend
     jobs = plan_or_fail(inputs, out)
-    net = load_model(model, trust_pickle=trust_pickle)
-    failed = colorize_paths(net, jobs, options, overwrite=overwrite)
+    from .batch import is_video_job
+    if (method or hints or reference or palette or samples) and any(is_video_job(j) for j in jobs):
+        raise TinctError("--method, --hints, --reference, --palette and --samples are for photos, not films")
+    device = "cpu"
+    if distributed:
+        from .distributed import from_env, shard
+        ctx = from_env()  # ranks never talk: no process group, a rank's failure cannot stall the others
+        jobs, device = shard(jobs, ctx), ctx.device
+    guided = None
+    if method or hints or reference or palette:
+        from .guided.colorize import GuidedOptions, check_options, guided_colorizer
+        guided = GuidedOptions(method=method, hints=hints, reference=reference, palette=palette)
+        check_options(guided, jobs, samples=samples, temperature=temperature)
+    # levin, transfer, welsh and deep-colorization need no network
+    net = load_backend(backend, model, trust_pickle=trust_pickle, device=device) if not method else None
+    from .sampling import colorize_samples, require_stochastic, set_temperature
+    if temperature is not None:
+        set_temperature(net, temperature)
+    if samples is not None:
+        require_stochastic(net)
+        failed = colorize_samples(net, jobs, options, samples, overwrite=overwrite)
+    else:
+        from .video.options import DEFAULT_TEMPORAL, VideoOptions
+        video = VideoOptions(render_factor=options.render_factor, max_pixels=options.max_pixels, codec=codec, crf=crf,
+                             temporal=DEFAULT_TEMPORAL if temporal is None else temporal, fps=fps,
+                             segment_frames=segment_frames)
+        failed = colorize_paths(net, jobs, options, overwrite=overwrite, video=video,
+                                colorize_one=guided_colorizer(guided) if guided else None)
     if failed:
         sys.exit(1)
 
@@ -81,30 +142,57 @@ def plan_or_fail(inputs, out):
 @click.option("--val-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=250, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
+@click.option("--schedule", type=click.Choice(["standard", "nogan"]), default="standard", show_default=True,
+              help="GAN models: nogan = critic warm-up, generator pretrain, critic pretrain, short GAN phase.")
+@click.option("--gan-loss", type=click.Choice(["vanilla", "lsgan", "hinge", "wgan-gp"]), default=None,
+              help="GAN models: adversarial loss (default vanilla).")
+@click.option("--backbone-weights", default=None,
+              help="encoder-decoder: pretrained backbone state dict (.safetensors; torchvision/timm names).")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Any model option (repeatable), e.g. backbone=xception, self_attention=true, depth=4.")
+@click.option("--distributed", is_flag=True,
+              help="Under torchrun: DDP over all processes (--batch is per process); rank 0 writes the run.")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
-              val_every, checkpoint_every, threads):
+              val_every, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
+              options=(), distributed=False):
     """Train a colorization model on folders of color photos."""
     from .models import model_class
     from .train import TrainConfig, train
     model_class(model_name)  # fail early on an unknown name
     opts = {k: v for k, v in {"loss": loss, "head": head}.items() if v is not None}
+    from .zoo_options import check_schedule, parse_options
+    opts.update(parse_options(options))
+    if gan_loss is not None:
+        opts["gan_loss"] = gan_loss
+    check_schedule(model_name, schedule)
     if steps is None and epochs is None:
         raise TinctError("say how long to train: --steps N or --epochs N")
     cfg = TrainConfig(model=model_name, model_options=opts, data=list(data), val=val, out=out, steps=steps,
                       epochs=epochs, size=size, batch=batch, lr=lr, init=init, resume=resume, seed=seed,
-                      val_every=val_every, checkpoint_every=checkpoint_every, threads=threads)
+                      val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
+                      schedule=schedule, backbone_weights=backbone_weights, distributed=distributed)
     path = train(cfg)
-    click.echo(f"wrote {path}")
+    if os.environ.get("RANK", "0") == "0" or not distributed:
+        click.echo(f"wrote {path}")
 
 
 @cli.command("evaluate")
-@click.argument("data", nargs=-1, required=True)
+@click.argument("data", nargs=-1, required=False)
 @click.option("--model", "models", multiple=True, help="Model name or file (repeatable; default: the shipped default).")
 @click.option("-o", "--out", required=True, help="Report folder.")
 @click.option("--render-factor", type=click.IntRange(1, 200), default=None)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate on an even sample of this many photos.")
-def evaluate_cmd(data, models, out, render_factor, limit):
-    """Gray color photos, colorize them, score against the originals; write a report."""
+@click.option("--video", default=None, help="A color film (or folder of frames): score flicker, AuC, colorfulness.")
+@click.option("--temporal", "temporals", type=click.FloatRange(0, 1), multiple=True,
+              help="With --video: temporal strengths to compare (repeatable; default 0 and 0.8).")
+@click.option("--frames", type=click.IntRange(1), default=None, help="With --video: score the first N frames only.")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None, help="With --video of frames: frame rate.")
+def evaluate_cmd(data, models, out, render_factor, limit, video=None, temporals=(), frames=None, fps=None):
+    """Gray color photos (or a color film with --video), colorize them, score against the originals; write a report."""
+    if video is not None:
+        return _evaluate_video(data, models, out, render_factor, video, temporals, frames, fps)
+    if not data:
+        raise TinctError("give folders of color photos to evaluate on, or --video CLIP")
     from .evaluate import EvaluateConfig, evaluate, markdown_table
     from .pipeline import DEFAULT_RENDER_FACTOR
     cfg = EvaluateConfig(data=list(data), models=list(models) or ["default"], out=out,
@@ -112,6 +200,60 @@ def evaluate_cmd(data, models, out, render_factor, limit):
     summary = evaluate(cfg)
     click.echo(markdown_table(summary, cfg).split("\n\n")[2])
     click.echo(f"report: {Path(out) / 'report.md'}")
+
+
+def _evaluate_video(data, models, out, render_factor, clip, temporals, frames, fps):
+    from .pipeline import DEFAULT_RENDER_FACTOR
+    from .video.evaluate import VideoEvalConfig, evaluate_video, markdown_table
+    if data:
+        raise TinctError("--video takes one clip; give no photo folders with it")
+    if len(models) > 1:
+        raise TinctError("--video scores one --model at a time")
+    cfg = VideoEvalConfig(clip=clip, model=models[0] if models else "default", out=out, frames=frames, fps=fps,
+                          render_factor=render_factor or DEFAULT_RENDER_FACTOR)
+    if temporals:
+        cfg.temporal = list(temporals)
+    click.echo(markdown_table(evaluate_video(cfg)))
+    click.echo(f"report: {Path(out) / 'report.md'}")
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("-o", "--out", required=True, help="Output file (.onnx).")
+@click.option("--model", default=None, help="Shipped model name or a .safetensors file (default: the shipped default).")
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset version.")
+def export_cmd(fmt, out, model, opset):
+    """Export a model for other runtimes (dynamic height and width; checked against torch)."""
+    from .onnxrt import export_onnx
+    from .weights import load_model
+    if Path(out).suffix.lower() != ".onnx":
+        raise TinctError(f"{out}: an ONNX export should be named *.onnx")
+    diff = export_onnx(load_model(model), out, opset=opset)
+    click.echo(f"wrote {out} (onnxruntime = torch within {diff:.1e} in ab)")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Colorizations running at once (threads sharing the loaded models).")
+@click.option("--queue", type=click.IntRange(0, 10000), default=32, show_default=True,
+              help="Requests that may wait for a worker; beyond that the server answers 503.")
+@click.option("--model", "models", multiple=True,
+              help="Model to offer: shipped name or .safetensors file (repeatable; first = default; default: all shipped).")
+@click.option("--max-upload-mb", type=click.FloatRange(0, min_open=True), default=50, show_default=True,
+              help="Largest request body in MiB (413 beyond).")
+@click.option("--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True,
+              help="Largest image in pixels (413 beyond).")
+@click.option("--max-render-factor", type=click.IntRange(1, 200), default=64, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None, help="Torch threads (default: cores / workers).")
+def serve_cmd(host, port, workers, queue, models, max_upload_mb, max_pixels, max_render_factor, threads):
+    """Serve the web page and the HTTP API (POST /api/colorize; docs at /docs)."""
+    from .serve import ServeConfig, run_server
+    cfg = ServeConfig(host=host, port=port, workers=workers, queue=queue, models=list(models),
+                      max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels,
+                      max_render_factor=max_render_factor, torch_threads=threads)
+    run_server(cfg, on_ready=lambda url: click.echo(f"tinct: serving on {url} (Ctrl-C to stop)", err=True))
 
 
 def main(argv=None):

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from .color import rgb_to_lab
-from .data import find_images
+from .data import colorfulness, find_images
 from .errors import TinctError
 from .io import atomic_path
 from .metrics import score_image
@@ -38,6 +38,7 @@ class EvaluateConfig:
     limit: int | None = None
     grid_images: int = 8
     grid_tile: int = 160
+    min_colorfulness: float = 5.0  # photos below this are already gray and are skipped (as in training)
 
 
 def training_prior() -> np.ndarray:
@@ -61,11 +62,15 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     opts = ColorizeOptions(render_factor=cfg.render_factor)
     rows, grid = [], {GRAY_FLOOR: [], **{m: [] for m in models}}
     grid_truth, grid_gray = [], []
-    for i, path in enumerate(tqdm(files, desc="evaluating", unit="img")):
+    i = 0
+    for path in tqdm(files, desc="evaluating", unit="img"):
         try:
             truth = load_truth(path)
         except OSError:
             continue
+        if colorfulness(truth) < cfg.min_colorfulness:
+            continue  # already a gray photo: nothing to score a colorization against
+        i += 1
         true_lab = rgb_to_lab(truth / 255.0)
         L = true_lab[..., 0]
         outputs = {GRAY_FLOOR: _gray_rgb(L)}
@@ -75,11 +80,13 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
             s = score_image(rgb_to_lab(rgb / 255.0), true_lab, rgb, truth, L, prior)
             s["colorfulness_ratio"] = s["colorfulness"] / max(s["colorfulness_true"], 1e-6)
             rows.append({"image": str(path), "model": name, **s})
-            if i < cfg.grid_images:
+            if i <= cfg.grid_images:
                 grid[name].append(_square(rgb, cfg.grid_tile))
-        if i < cfg.grid_images:
+        if i <= cfg.grid_images:
             grid_truth.append(_square(truth, cfg.grid_tile))
             grid_gray.append(_square(outputs[GRAY_FLOOR], cfg.grid_tile))
+    if not rows:
+        raise TinctError("no color photos to evaluate (all unreadable or already gray)")
     summary = _summarise(rows)
     _write(cfg, rows, summary, [grid_gray, grid_truth] + [grid[m] for m in models], ["gray", "truth", *models])
     return summary

@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .color import clamp_ab_to_gamut, lab_to_rgb_t
+from . import fullres
 from .errors import TinctError
 from .io import DEFAULT_MAX_PIXELS, LoadedImage, image_to_luminance, load_image, save_image
 from .models.base import ColorModel
 
 DEFAULT_RENDER_FACTOR = 16
-_CHUNK_PIXELS = 1 << 20  # recombine a megapixel at a time: bounded memory at any size
 
 
 @dataclass
@@ -32,6 +31,7 @@ class ColorizeOptions:
     render_factor: int = DEFAULT_RENDER_FACTOR
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
+    mixed_precision: bool = True  # autocast to float16 when the model is on a GPU (no effect on CPU)
 
 
 def working_size(height: int, width: int, render_factor: int, stride: int) -> tuple[int, int]:
@@ -45,62 +45,42 @@ def working_size(height: int, width: int, render_factor: int, stride: int) -> tu
     scale = min(1.0, side / math.sqrt(height * width))
     h = max(stride, int(round(height * scale / stride)) * stride)
     w = max(stride, int(round(width * scale / stride)) * stride)
-    return h, w
+    # a strip (1 x 10^6 px) has its short side raised to the stride; cap the long side so the
+    # network's input stays within twice the budget whatever the aspect ratio (bounded memory)
+    most = max(stride, (2 * side * side // min(h, w)) // stride * stride)
+    return (h, min(w, most)) if w >= h else (min(h, most), w)
 
 
 @torch.no_grad()
 def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR,
-               hints: torch.Tensor | None = None) -> torch.Tensor:
+               hints: torch.Tensor | None = None, mixed_precision: bool = True) -> torch.Tensor:
     """Chroma at working size: ``L`` ``(H, W)`` float32 in [0, 100] -> ab ``(1, 2, h, w)``."""
     H, W = L.shape
     h, w = working_size(H, W, render_factor, model.stride)
     L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
     L_small = F.interpolate(L_t, size=(h, w), mode="bilinear", antialias=(h < H or w < W), align_corners=False)
-    device = next(model.parameters()).device
-    return model(L_small.to(device), hints)["ab"].float().cpu()
+    # an onnxrt.OnnxModel is not a torch module: it has no parameters, only a device
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else model.device
+    if hints is not None:
+        hints = hints.to(device)
+    # on a GPU, half precision (tensor cores); autocast keeps softmax, hence the annealed mean's weights, in fp32
+    with torch.autocast("cuda", dtype=torch.float16, enabled=mixed_precision and device.type == "cuda"):
+        return model(L_small.to(device), hints)["ab"].float().cpu()
 
 
-@torch.no_grad()
 def recombine(L: np.ndarray, ab_small: torch.Tensor) -> np.ndarray:
     """Join full-resolution ``L`` ``(H, W)`` with upsampled ``ab_small`` ``(1, 2, h, w)`` -> RGB ``(H, W, 3)`` uint8.
 
-    Works a band of rows at a time; out-of-gamut chroma is shrunk, so L is kept.
+    Works a band of rows at a time (``fullres.recombine``); out-of-gamut chroma is shrunk, so L is kept.
     """
-    H, W = L.shape
-    out = np.empty((H, W, 3), dtype=np.uint8)
-    rows = max(1, _CHUNK_PIXELS // W)
-    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
-    for top in range(0, H, rows):
-        bottom = min(H, top + rows)
-        ab = _upsample_rows(ab_small, H, W, top, bottom)
-        Lb = L_t[top:bottom][None, None]
-        ab = clamp_ab_to_gamut(Lb, ab)
-        rgb = lab_to_rgb_t(torch.cat([Lb, ab], 1))[0]
-        out[top:bottom] = (rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    return out
-
-
-def _bilinear_taps(n_out: int, n_in: int, start: int, stop: int):
-    """Source indices and weights of outputs [start, stop) for bilinear resizing n_in -> n_out (half-pixel centres)."""
-    x = ((torch.arange(start, stop, dtype=torch.float32) + 0.5) * (n_in / n_out) - 0.5).clamp(0, n_in - 1)
-    i0 = x.floor().long()
-    return i0, (i0 + 1).clamp(max=n_in - 1), x - i0
-
-
-def _upsample_rows(ab_small: torch.Tensor, H: int, W: int, top: int, bottom: int) -> torch.Tensor:
-    """Rows [top, bottom) of ``F.interpolate(ab_small, (H, W), mode="bilinear")``, without the rest."""
-    h, w = ab_small.shape[-2:]
-    y0, y1, wy = _bilinear_taps(H, h, top, bottom)
-    band = ab_small[:, :, y0] * (1 - wy)[:, None] + ab_small[:, :, y1] * wy[:, None]
-    x0, x1, wx = _bilinear_taps(W, w, 0, W)
-    return band[..., x0] * (1 - wx) + band[..., x1] * wx
+    return fullres.recombine(L, ab_small)
 
 
 def colorize_luminance(model: ColorModel, L: np.ndarray, options: ColorizeOptions | None = None,
                        hints: torch.Tensor | None = None) -> np.ndarray:
     """``L`` ``(H, W)`` float32 in [0, 100] -> colorized RGB ``(H, W, 3)`` uint8 with the same L."""
     options = options or ColorizeOptions()
-    return recombine(L, predict_ab(model, L, options.render_factor, hints))
+    return recombine(L, predict_ab(model, L, options.render_factor, hints, options.mixed_precision))
 
 
 def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_factor: int = DEFAULT_RENDER_FACTOR):

@@ -39,7 +39,8 @@ def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:
     rows = list(csv.DictReader(open(metrics_csv)))
     if not rows:
         return
-    cols = [c for c in rows[0] if c not in ("step", "lr") and any(r.get(c) for r in rows)]
+    cols = [c for c in rows[0] if c not in ("step", "lr") and any(r.get(c) for r in rows)
+            and all(_is_number(r[c]) for r in rows if r.get(c))]  # text columns (a GAN's phase) are not curves
     fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3.2), squeeze=False)
     for ax, col in zip(axes[0], cols):
         pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col)]
@@ -56,3 +57,11 @@ def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

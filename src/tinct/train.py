@@ -1,5 +1,9 @@
 """The training loop. It knows no model: a model names its losses, the loop minimises ``"loss"``.
 
+A model with several optimizers (the GANs) brings them (``optimizers``) and runs
+its own updates (``train_step``); the loop still schedules the learning rate,
+checkpoints every optimizer and logs the losses it names (``models/base.py``).
+
 Determinism makes resume exact without pickling anything: the photos of step
 ``s`` come from a permutation seeded by (seed, epoch) and its crops from a
 generator seeded by (seed, s). A checkpoint is one safetensors file with the
@@ -24,14 +28,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from . import bins
+from . import bins, distributed
 from .color import lab_to_rgb_t
 from .data import (ImageCache, build_cache, center_resize, find_images, random_crops, split_files,
                    to_lab_batch)
 from .errors import TinctError
 from .io import atomic_path
 from .metrics import score_image
-from .models import create_model
+from .models import create_model, model_class
 from .weights import load_model, save_model
 
 
@@ -64,7 +68,10 @@ class TrainConfig:
     hint_probability: float = 0.5     # models with hint inputs: share of photos given simulated color points
     max_hints: int = 24
     init: str | None = None           # start from these weights (fine-tune / continue a shipped model)
+    backbone_weights: str | None = None  # encoder-decoder: pretrained backbone state dict (safetensors)
+    schedule: str = "standard"        # GAN families: "standard" or "nogan" (models/adversarial.py)
     resume: bool = False
+    distributed: bool = False         # under torchrun: DDP, batches sharded by rank, rank 0 writes
     threads: int | None = None
     workers: int = 2
     cache_dir: str | None = None
@@ -129,10 +136,12 @@ class Trainer:
         self.ckpt_path = self.out / "checkpoint.safetensors"
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        self.ctx = distributed.setup(cfg.distributed)
         if self.ckpt_path.exists() and not cfg.resume:
             raise TinctError(f"{self.out} already holds a training run; pass --resume to continue it or pick another --out")
-        self._prepare_data()
-        self._prepare_model()
+        with distributed.main_first(self.ctx):  # rank 0 decodes the photo cache; the others then read it
+            self._prepare_data()
+        self._prepare_model()  # not inside: wrapping in DDP is a collective every rank must reach together
 
     # ------------------------------------------------------------ set-up ---
     def _prepare_data(self):
@@ -152,7 +161,7 @@ class Trainer:
         val_files = val_files[:: max(1, len(val_files) // cfg.val_images)][: cfg.val_images]
         self.val_data = build_cache(val_files, cfg.cache_size, cache_dir, cfg.min_colorfulness, cfg.workers,
                                     desc="caching validation photos") if val_files else None
-        self.per_epoch = max(1, len(self.train_data) // cfg.batch)
+        self.per_epoch = max(1, len(self.train_data) // (cfg.batch * self.ctx.world))  # a step uses batch x world
         if cfg.steps is None and cfg.epochs is None:
             raise TinctError("say how long to train: --steps N or --epochs N")
         self.total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * self.per_epoch))
@@ -169,7 +178,8 @@ class Trainer:
                 self.model = load_model(cfg.init).train()
             else:
                 opts = dict(cfg.model_options)
-                if opts.get("head") == "classification":
+                fixed = getattr(model_class(cfg.model), "fixed_bins", False)  # eccv16: the paper's 313 classes
+                if opts.get("head", model_class(cfg.model).Config.head) == "classification" and not fixed:
                     centers, _ = bins.bins_from_histogram(self.ab_hist)
                     opts["num_bins"] = len(centers)
                 torch.manual_seed(cfg.seed)
@@ -177,22 +187,31 @@ class Trainer:
                 if self.model.config.head == "classification":
                     centers, _ = bins.bins_from_histogram(self.ab_hist)
                     self.model.set_bins(centers, bins.rebalance_weights(self.ab_hist))
-        self.model.train()
-        self.optim = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                if cfg.backbone_weights:
+                    if not hasattr(self.model, "load_backbone"):
+                        raise TinctError(f"--backbone-weights: model {cfg.model!r} has no pretrained backbone "
+                                         "(use encoder-decoder)")
+                    self.model.load_backbone(cfg.backbone_weights)
+        self.model.train().to(self.ctx.device)
+        self.loss_fn = distributed.wrap_losses(self.model, self.ctx)
+        if hasattr(self.model, "train_step"):  # GANs: several optimizers, the model orders its own updates
+            self.optims = self.model.optimizers(cfg, self.total_steps)
+        else:
+            if cfg.schedule != "standard":
+                raise TinctError(f"--schedule {cfg.schedule} needs a GAN model (pix2pix, dcgan), not {cfg.model}")
+            self.optims = {"": torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+        self.optim = next(iter(self.optims.values()))
         if optim_state:
             self._load_optim(optim_state)
+            distributed.move_optimizer_state(self.optims, self.ctx.device)
         self._epoch_cache = (-1, None)
 
     # ------------------------------------------------------------- batches ---
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The (L, ab, hints) batch of ``step``: a pure function of (seed, step)."""
+        """The (L, ab, hints) batch of ``step``: a pure function of (seed, step) (and rank)."""
         cfg = self.cfg
-        epoch, k = divmod(step, self.per_epoch)
-        if self._epoch_cache[0] != epoch:
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            self._epoch_cache = (epoch, torch.randperm(len(self.train_data), generator=g))
-        idx = np.sort(self._epoch_cache[1][k * cfg.batch:(k + 1) * cfg.batch].numpy())
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1)
+        idx = self.photo_indices(step)
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1 + 104_729 * self.ctx.rank)
         rgb = random_crops(torch.from_numpy(np.ascontiguousarray(self.train_data.images[idx])), cfg.size, g)
         L, ab = to_lab_batch(rgb)
         if cfg.augment_luminance:
@@ -202,6 +221,23 @@ class Trainer:
             hints = simulate_hints(ab, g, cfg.hint_probability, cfg.max_hints)
         return L, ab, hints
 
+    def photo_indices(self, step: int) -> np.ndarray:
+        """Rows of the photo cache in the batch of ``step``, sorted.
+
+        Distributed: the step takes ``batch x world`` photos of the epoch's permutation
+        and each rank its own slice of ``batch`` (disjoint, as DistributedSampler); rank 0 of 1 is the plain run.
+        """
+        cfg = self.cfg
+        epoch, k = divmod(step, self.per_epoch)
+        if self._epoch_cache[0] != epoch:
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            self._epoch_cache = (epoch, torch.randperm(len(self.train_data), generator=g))
+        perm = self._epoch_cache[1]
+        first = (k * self.ctx.world + self.ctx.rank) * cfg.batch
+        if self.ctx.world > 1 and first + cfg.batch > len(perm):  # fewer photos than batch x world: wrap around
+            return np.sort(perm[(first + np.arange(cfg.batch)) % len(perm)].numpy())
+        return np.sort(perm[first:first + cfg.batch].numpy())
+
     # ---------------------------------------------------------------- loop ---
     def run(self, stop_at: int | None = None) -> Path:
         """Train to the end (or only up to step ``stop_at``, as an interrupted run would)."""
@@ -209,30 +245,39 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self._truncate_metrics(self.step)
         bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.model.name}", unit="step",
-                   dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
+                   dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, disable=not self.ctx.main)
         running, t0, seen = None, time.time(), 0
         while self.step < min(self.total_steps, stop_at or self.total_steps):
-            for group in self.optim.param_groups:
-                group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, cfg.warmup)
-            L, ab, hints = self.batch(self.step)
-            losses = self.model.compute_losses(L, ab, hints)
-            self.optim.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
-            self.optim.step()
+            for optim in self.optims.values():
+                for group in optim.param_groups:
+                    group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, cfg.warmup)
+            L, ab, hints = distributed.to_device(self.batch(self.step), self.ctx.device)
+            if hasattr(self.model, "train_step"):
+                losses = self.model.train_step((L, ab, hints), self.step, self.optims)
+            else:
+                losses = self.loss_fn(L, ab, hints)
+                self.optim.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+                self.optim.step()
             self.step += 1
-            seen += L.shape[0]
+            seen += L.shape[0] * self.ctx.world
             loss = float(losses["loss"].detach())
             running = loss if running is None else 0.98 * running + 0.02 * loss
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", img_s=f"{seen / (time.time() - t0):.1f}")
             row = {"step": self.step, "loss": loss, "lr": self.optim.param_groups[0]["lr"]}
+            row.update({k: (v if isinstance(v, str) else float(v)) for k, v in losses.items()
+                        if k in self._fields[len(self._FIELDS):]})
             last = self.step == self.total_steps
             if self.val_data is not None and (self.step % cfg.val_every == 0 or last):
                 row.update(self.validate())
             self._append_metrics(row)
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
+            if hasattr(self.model, "snapshot_due") and self.model.snapshot_due(self.step):
+                save_model(self.model, self.out / "snapshots" / f"step_{self.step:06d}.safetensors",
+                           trained_on=self._trained_on(), steps=self.step)
         bar.close()
         if self.step < self.total_steps:
             return self.out / "model.safetensors"
@@ -243,13 +288,16 @@ class Trainer:
     # ---------------------------------------------------------- validation ---
     @torch.no_grad()
     def validate(self) -> dict:
+        if not self.ctx.main:
+            return {}
         self.model.eval()
         rgb = center_resize(torch.from_numpy(np.ascontiguousarray(self.val_data.images[:])), self.cfg.size)
         scores, preds = [], []
         for i in range(0, len(rgb), 32):
             L, ab = to_lab_batch(rgb[i:i + 32])
-            out = self.model(L)
-            losses = self.model.compute_losses(L, ab)
+            dev = self.ctx.device
+            out = {"ab": self.model(L.to(dev))["ab"].float().cpu()}
+            losses = self.model.compute_losses(L.to(dev), ab.to(dev))
             pred = lab_to_rgb_t(torch.cat([L, out["ab"]], 1))
             pred_u8 = (pred * 255).round().byte().permute(0, 2, 3, 1).numpy()
             preds.append(pred_u8)
@@ -275,11 +323,18 @@ class Trainer:
     # ------------------------------------------------------------- records ---
     _FIELDS = ["step", "loss", "lr", "val_loss", "val_auc", "val_auc_rebal", "val_psnr", "val_colorfulness_ratio"]
 
+    @property
+    def _fields(self) -> list[str]:
+        """The columns of metrics.csv: the common ones, then the named losses the model reports (GANs)."""
+        return self._FIELDS + list(getattr(self.model, "loss_names", ()))
+
     def _append_metrics(self, row: dict):
+        if not self.ctx.main:
+            return
         path = self.out / "metrics.csv"
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self._FIELDS)
+            w = csv.DictWriter(f, fieldnames=self._fields)
             if new:
                 w.writeheader()
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -287,17 +342,19 @@ class Trainer:
     def _truncate_metrics(self, step: int):
         """On resume, drop rows logged after the checkpoint: they will be logged again."""
         path = self.out / "metrics.csv"
-        if not path.exists():
+        if not path.exists() or not self.ctx.main:
             return
         rows = list(csv.DictReader(open(path)))
         keep = [r for r in rows if int(r["step"]) <= step]
         with atomic_path(path) as tmp:
             with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self._FIELDS)
+                w = csv.DictWriter(f, fieldnames=self._fields)
                 w.writeheader()
                 w.writerows(keep)
 
     def plot(self):
+        if not self.ctx.main:
+            return
         from .report import plot_curves
         if (self.out / "metrics.csv").exists():
             plot_curves(self.out / "metrics.csv", self.out / "curves.png")
@@ -308,14 +365,18 @@ class Trainer:
 
     def save(self):
         """Write the checkpoint (weights + Adam state + step) and the usable model file, atomically."""
+        if not self.ctx.main:
+            return
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        params = [p for g in self.optim.param_groups for p in g["params"]]
-        for i, p in enumerate(params):
-            st = self.optim.state.get(p)
-            if st:
-                tensors[f"optim.{i}.exp_avg"] = st["exp_avg"].contiguous()
-                tensors[f"optim.{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-                tensors[f"optim.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+        for name, optim in self.optims.items():  # "" is a plain model's one Adam: keys optim.{i}.*
+            prefix = f"optim.{name}." if name else "optim."
+            params = [p for g in optim.param_groups for p in g["params"]]
+            for i, p in enumerate(params):
+                st = optim.state.get(p)
+                if st:
+                    tensors[f"{prefix}{i}.exp_avg"] = st["exp_avg"].contiguous()
+                    tensors[f"{prefix}{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+                    tensors[f"{prefix}{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
         cfg_json = dataclasses.asdict(self.cfg)
         meta = {"tinct_format": "1", "model": self.model.name,
                 "config": json.dumps(dataclasses.asdict(self.model.config)),
@@ -336,13 +397,19 @@ class Trainer:
         return model, int(meta["step"]), optim_state
 
     def _load_optim(self, flat: dict):
-        params = [p for g in self.optim.param_groups for p in g["params"]]
-        for i, p in enumerate(params):
-            if f"optim.{i}.exp_avg" in flat:
-                self.optim.state[p] = {"step": flat[f"optim.{i}.step"][0].clone(),
-                                       "exp_avg": flat[f"optim.{i}.exp_avg"].clone(),
-                                       "exp_avg_sq": flat[f"optim.{i}.exp_avg_sq"].clone()}
+        for name, optim in self.optims.items():
+            prefix = f"optim.{name}." if name else "optim."
+            params = [p for g in optim.param_groups for p in g["params"]]
+            for i, p in enumerate(params):
+                if f"{prefix}{i}.exp_avg" in flat:
+                    optim.state[p] = {"step": flat[f"{prefix}{i}.step"][0].clone(),
+                                      "exp_avg": flat[f"{prefix}{i}.exp_avg"].clone(),
+                                      "exp_avg_sq": flat[f"{prefix}{i}.exp_avg_sq"].clone()}
 
 
 def train(cfg: TrainConfig) -> Path:
-    return Trainer(cfg).run()
+    trainer = Trainer(cfg)
+    try:
+        return trainer.run()
+    finally:
+        distributed.cleanup(trainer.ctx)

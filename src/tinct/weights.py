@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .errors import TinctError
 from .io import atomic_path
-from .models import create_model
+from .models import create_model, model_class
 from .models.base import ColorModel
 
 FORMAT_VERSION = "1"
@@ -65,41 +65,114 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
 
 def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool = False,
                device: str | torch.device = "cpu") -> ColorModel:
-    """Rebuild a model from its file, in eval mode. Safetensors only, unless ``trust_pickle``."""
+    """Rebuild a model from its file, in eval mode. Safetensors only, unless ``trust_pickle``.
+
+    Everything is checked before weights are read: the header (format, model name,
+    config keys and value types) and every tensor's name, shape and dtype, against
+    the network the config describes (built on the meta device, so a hostile config
+    cannot make us allocate). Any mismatch is a one-line ``TinctError``.
+    """
     path = resolve_model_path(name_or_path)
-    if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+    if path.suffix.lower() in PICKLE_SUFFIXES:
         if not trust_pickle:
             raise TinctError(f"{path}: pickle model files can run code; convert to safetensors or pass --trust-pickle")
         return _load_pickle(path, device)
     meta = read_header(path)
     if meta.get("tinct_format") != FORMAT_VERSION:
         raise TinctError(f"{path}: not a tinct model file (missing or unknown tinct_format in the header)")
+    if "model" not in meta or "config" not in meta:
+        raise TinctError(f"{path}: model header lacks {'model' if 'model' not in meta else 'config'!r}")
     try:
         config = json.loads(meta["config"])
-        name = meta["model"]
-    except (KeyError, json.JSONDecodeError):
-        raise TinctError(f"{path}: model header lacks a valid 'model' or 'config'") from None
-    if not isinstance(config, dict):
-        raise TinctError(f"{path}: model header 'config' is not an object")
-    model = create_model(name, **config)
+    except json.JSONDecodeError:
+        raise TinctError(f"{path}: model header 'config' is not valid JSON") from None
+    name = meta["model"]
     with safe_open(str(path), framework="pt") as f:
+        found = {k: (tuple(f.get_slice(k).get_shape()), _SAFETENSORS_FLOAT.get(f.get_slice(k).get_dtype(), False))
+                 for k in f.keys()}
+        _check_model(path, name, config, found)
         state = {k: f.get_tensor(k) for k in f.keys()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise TinctError(f"{path}: weights do not match the {name} config ({str(e).splitlines()[0]})") from None
+    model = _build(path, name, config, state)
     model.meta = meta
     return model.to(device).eval()
 
 
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
+_SAFETENSORS_FLOAT = {"F64": True, "F32": True, "F16": True, "BF16": True, "F8_E4M3": True, "F8_E5M2": True}
+
+
+def _check_model(path: Path, name, config, found: dict[str, tuple[tuple[int, ...], bool]]) -> None:
+    """Validate ``name``/``config`` and the tensors ``found`` (name -> (shape, is_float)) for the model they describe."""
+    if not isinstance(name, str):
+        raise TinctError(f"{path}: model name must be a string, not {type(name).__name__}")
+    if not isinstance(config, dict):
+        raise TinctError(f"{path}: model header 'config' is not an object")
+    try:
+        cls = model_class(name)
+    except TinctError as e:
+        raise TinctError(f"{path}: {e}") from None
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    for key, value in config.items():
+        if key not in fields:
+            raise TinctError(f"{path}: model {name!r} has no option {key!r}; options: {', '.join(sorted(fields))}")
+        want = type(fields[key].default) if fields[key].default is not dataclasses.MISSING else None
+        if want in (bool, int, float, str) and not _is_type(value, want):
+            raise TinctError(f"{path}: config {key!r} must be {want.__name__}, not {type(value).__name__} ({value!r})")
+    try:
+        with torch.device("meta"):
+            skeleton = create_model(name, **config)
+    except TinctError as e:
+        raise TinctError(f"{path}: {e}") from None
+    except Exception as e:  # the family's own checks (ValueError ...) or a config it cannot build
+        raise TinctError(f"{path}: invalid config for model {name!r} ({_first_line(e)})") from None
+    expected = {k: (tuple(v.shape), v.is_floating_point()) for k, v in skeleton.state_dict().items()}
+    missing = [k for k in expected if k not in found]
+    if missing:
+        raise TinctError(f"{path}: {len(missing)} tensors missing for this {name} config (first: {missing[0]})")
+    extra = [k for k in found if k not in expected]
+    if extra:
+        raise TinctError(f"{path}: {len(extra)} tensors this {name} config does not have (first: {extra[0]})")
+    for k, (shape, is_float) in expected.items():
+        if found[k][0] != shape:
+            raise TinctError(f"{path}: tensor {k} has shape {list(found[k][0])}, the config needs {list(shape)}")
+        if found[k][1] != is_float:
+            raise TinctError(f"{path}: tensor {k} has the wrong dtype (needs {'float' if is_float else 'integer'})")
+
+
+def _is_type(value, want: type) -> bool:
+    if want is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if want is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, want)
+
+
+def _build(path: Path, name: str, config: dict, state: dict) -> ColorModel:
+    model = create_model(name, **config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # _check_model should have caught it; keep the message one line anyway
+        raise TinctError(f"{path}: weights do not match the {name} config ({_first_line(e)})") from None
+    return model
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def _load_pickle(path: Path, device) -> ColorModel:
+    """A trusted ``torch.save({"model", "config", "state_dict"})`` file, still read with ``weights_only``."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses anything but tensors and plain containers
-        raise TinctError(f"{path}: cannot load pickle safely ({str(e).splitlines()[0]})") from None
-    if not isinstance(obj, dict) or "model" not in obj or "config" not in obj or "state_dict" not in obj:
-        raise TinctError(f"{path}: pickle must hold {{'model', 'config', 'state_dict'}}")
-    model = create_model(obj["model"], **obj["config"])
-    model.load_state_dict(obj["state_dict"])
-    model.meta = {"model": obj["model"]}
+        raise TinctError(f"{path}: cannot load pickle safely ({_first_line(e)})") from None
+    if not isinstance(obj, dict) or not {"model", "config", "state_dict"} <= set(obj):
+        raise TinctError(f"{path}: pickle must hold a dict with 'model', 'config' and 'state_dict'")
+    state = obj["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise TinctError(f"{path}: pickle 'state_dict' must map names to tensors")
+    _check_model(path, obj["model"], obj["config"],
+                 {k: (tuple(v.shape), v.is_floating_point()) for k, v in state.items()})
+    model = _build(path, obj["model"], obj["config"], state)
+    model.meta = {"model": obj["model"], "config": json.dumps(obj["config"])}
     return model.to(device).eval()

@@ -7,6 +7,15 @@ A classification head adds ``"logits"`` ``(B, Q, h, w)``.
 A family only builds a trunk that maps normalised L to features; the head
 (regression or classification over quantized ab) and the losses live here, so
 every family can be trained either way by the same loop.
+
+Training protocol: a plain model names its losses in ``compute_losses`` and the
+trainer minimises ``"loss"`` with one Adam. A model that needs several
+optimizers (the GANs, ``adversarial.py``) instead defines
+``optimizers(cfg, total_steps) -> {name: Optimizer}`` and
+``train_step((L, ab, hints), step, optimizers) -> {"loss": ..., other named losses}``
+and does its own updates; the trainer still sets learning rates, checkpoints
+every optimizer's state and logs the names listed in ``loss_names``. Models
+with noise inputs set ``stochastic = True`` and draw it from ``sample_seed``.
 """
 from __future__ import annotations
 
@@ -26,6 +35,9 @@ class BaseConfig:
     loss: str = "l1"             # regression loss: "l1", "l2" or "huber"
     num_bins: int = 0            # classification: number of in-gamut ab cells (set from the data)
     temperature: float = bins.TEMPERATURE
+    # classification decoding: 0 keeps the rebalanced distribution (vivid); 1 divides the rebalancing
+    # weights back out (the unbiased posterior: closer colors, less vivid). Tuned on validation data.
+    prior_correction: float = 0.0
     hint_channels: int = 0       # 0, or 3 for user color points (ab + mask)
 
 
@@ -33,6 +45,7 @@ class ColorModel(nn.Module):
     name = "base"
     stride = 1
     Config = BaseConfig
+    stochastic = False  # True: forward draws noise from ``self.sample_seed`` (``tinct colorize --samples``)
 
     def __init__(self, config: BaseConfig, trunk_channels: int, head_scale: int = 1):
         super().__init__()
@@ -71,6 +84,8 @@ class ColorModel(nn.Module):
         if self.config.head == "classification":
             logits = self.head(feats)
             out["logits"] = logits
+            if self.config.prior_correction:
+                logits = logits - self.config.prior_correction * torch.log(self.bin_weights)[None, :, None, None]
             ab = bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
         else:
             ab = torch.tanh(self.head(feats)) * AB_SCALE

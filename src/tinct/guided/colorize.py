@@ -1,0 +1,129 @@
+"""One entry point for every guided method: chroma for a photo's L, then the pipeline's recombine.
+
+``GuidedOptions.method`` picks the method; ``None`` is the default deep model,
+fed the user's color points (``hints``) through its hint channels when given.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import TinctError
+from ..hints import Hints, hints_tensor, load_hints
+from ..io import load_image, save_image
+from ..pipeline import ColorizeOptions, predict_ab, recombine, working_size
+from .levin import LevinOptions, solve_levin
+from .palette import parse_palette, predict_ab_palette
+from .transfer import TransferOptions, load_reference, reinhard_transfer, welsh_transfer
+
+METHODS = ("levin", "transfer", "welsh", "deep-colorization")
+
+
+@dataclass
+class GuidedOptions:
+    method: str | None = None          # one of METHODS, or None for the deep model
+    hints: str | None = None           # hints file (RGBA PNG the photo's size, or JSON points)
+    reference: str | None = None       # color reference photo (transfer, welsh)
+    palette: str | None = None         # deep model: "#rrggbb,..." or a color photo (palette.py)
+    levin: LevinOptions = field(default_factory=LevinOptions)
+    transfer: TransferOptions = field(default_factory=TransferOptions)
+
+
+def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, temperature: float | None = None) -> None:
+    """Refuse combinations that cannot work, before any photo is read (one-line ``TinctError``).
+
+    ``jobs``: the planned ``batch.Job`` list (guided methods colorize photos, not films).
+    """
+    jobs = jobs or []
+    if samples is not None:
+        raise TinctError("--samples does not combine with --method/--hints/--reference/--palette")
+    if temperature is not None and g.method is not None:
+        raise TinctError(f"--temperature is for the deep model, not --method {g.method}")
+    from ..batch import is_video_job
+    if any(is_video_job(j) for j in jobs):
+        raise TinctError("--method/--hints/--reference/--palette work on photos, not films")
+    if g.method is not None and g.method not in METHODS:
+        raise TinctError(f"unknown method {g.method!r}; choose one of {', '.join(METHODS)}")
+    if g.method in ("transfer", "welsh") and not g.reference:
+        raise TinctError(f"--method {g.method} needs --reference PHOTO (a color photo to take the colors from)")
+    if g.reference and g.method not in ("transfer", "welsh"):
+        raise TinctError("--reference is used by --method transfer or --method welsh")
+    if g.method == "levin" and not g.hints:
+        raise TinctError("--method levin needs --hints FILE (the colors to spread)")
+    if g.hints and g.method not in (None, "levin"):
+        raise TinctError(f"--method {g.method} takes no --hints; hints go to --method levin or the default deep model")
+    if g.palette and g.method is not None:
+        raise TinctError("--palette steers the deep model; it does not combine with --method")
+    if g.hints and len(jobs) > 1:
+        raise TinctError("--hints describes one photo: give exactly one input image")
+
+
+def guided_ab(L: np.ndarray, g: GuidedOptions, model=None, options: ColorizeOptions | None = None,
+              hints: Hints | None = None, reference_lab: np.ndarray | None = None,
+              palette: np.ndarray | None = None) -> torch.Tensor:
+    """Chroma for ``L`` ``(H, W)`` in [0, 100]: ``(1, 2, h, w)`` float32 at full or working size.
+
+    ``hints``, ``reference_lab`` and ``palette`` (ab ``(K, 2)``) override the files or lists named
+    in ``g`` (for callers that hold them already).
+    """
+    options = options or ColorizeOptions()
+    H, W = L.shape
+    if hints is None and g.hints:
+        hints = load_hints(g.hints, (H, W))
+    if reference_lab is None and g.reference:
+        reference_lab = load_reference(g.reference)
+    if palette is None and g.palette:
+        palette = parse_palette(g.palette)
+    if g.method is None:
+        if model is None:
+            raise TinctError("no model given for deep colorization")
+        t = None
+        if hints is not None:
+            if getattr(getattr(model, "config", None), "hint_channels", 0) != 3:
+                raise TinctError("this model takes no color hints (it was built without hint channels); "
+                                 "use the default model or --method levin")
+            h, w = working_size(H, W, options.render_factor, model.stride)
+            t = hints_tensor(hints, h, w)
+        if palette is not None:
+            return predict_ab_palette(model, L, palette, options.render_factor, hints=t)
+        return predict_ab(model, L, options.render_factor, hints=t)
+    if g.method == "levin":
+        ab = solve_levin(L, hints, g.levin)
+    elif g.method == "transfer":
+        ab = reinhard_transfer(L, reference_lab, g.transfer)
+    elif g.method == "welsh":
+        ab = welsh_transfer(L, reference_lab, g.transfer)
+    else:
+        from .deep_colorization import deep_colorization_ab
+        return deep_colorization_ab(_cached_net(), L)
+    return torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1)))[None]
+
+
+_NET = {}
+
+
+def _cached_net():
+    from .deep_colorization import load_net
+    if "net" not in _NET:
+        _NET["net"] = load_net()
+    return _NET["net"]
+
+
+def guided_colorizer(g: GuidedOptions):
+    """A ``colorize_one(model, src, dest, options)`` for ``batch.colorize_paths`` that uses method ``g``."""
+    reference = load_reference(g.reference) if g.reference else None  # once for all photos
+    palette = parse_palette(g.palette) if g.palette else None
+
+    def colorize_one(model, src: str | os.PathLike, dest: str | os.PathLike, options: ColorizeOptions) -> None:
+        src, dest = Path(src), Path(dest)
+        if dest.exists() and src.resolve() == dest.resolve():
+            raise TinctError(f"{dest}: refusing to overwrite the input")
+        loaded = load_image(src, options.max_pixels)
+        ab = guided_ab(loaded.L, g, model, options, reference_lab=reference, palette=palette)
+        save_image(recombine(loaded.L, ab), dest, loaded.alpha, quality=options.jpeg_quality)
+
+    return colorize_one

@@ -1,0 +1,91 @@
+"""A global hint for the deep model: a palette of colors the photo should use.
+
+A classification model predicts, per pixel, a distribution over quantised ab
+cells; the palette is a prior over those cells, ``pi_q = sum_k exp(-|c_q -
+p_k|^2 / (2 sigma^2)) + floor``, multiplied into the distribution before the
+annealed mean (``softmax((logits + log pi) / T)``). Colors the network already
+thought likely and that are near the palette win; colors far from every
+palette entry lose, but a pixel the network is sure about keeps its color
+(the floor). The palette comes from a list (``"#aa3322,#3355aa"``) or from a
+reference photo (k-means of its chroma, ``k`` colors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import bins
+from ..color import rgb_to_lab
+from ..errors import TinctError
+from ..hints import parse_color
+from ..pipeline import working_size
+
+
+@dataclass
+class PaletteOptions:
+    sigma: float = 10.0     # width of each palette color's basin, in ab units
+    floor: float = 0.05     # prior of cells far from every palette color (relative to a palette color's peak)
+    colors: int = 6         # k-means clusters when the palette comes from a photo
+
+
+def parse_palette(spec: str, options: PaletteOptions | None = None) -> np.ndarray:
+    """``"#rrggbb,#rrggbb,..."`` or the path of a color photo -> palette ab ``(K, 2)`` float32."""
+    options = options or PaletteOptions()
+    if Path(spec).is_file():
+        from .transfer import load_reference
+        return palette_from_lab(load_reference(spec, max_pixels=250_000), options.colors)
+    parts = [p for p in spec.replace(" ", "").split(",") if p]
+    if not parts:
+        raise TinctError("--palette: give colors like '#aa3322,#3355aa' or a color photo")
+    try:
+        rgb = np.array([parse_color(p) for p in parts], np.float64) / 255.0
+    except ValueError as e:
+        raise TinctError(f"--palette: {e} (and {spec!r} is not an existing photo either)") from None
+    return rgb_to_lab(rgb)[:, 1:].astype(np.float32)
+
+
+def palette_from_lab(lab: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """The ``k`` main chroma clusters (k-means) of a Lab image ``(H, W, 3)`` -> ``(k, 2)`` float32."""
+    from scipy.cluster.vq import kmeans2
+    ab = lab[..., 1:].reshape(-1, 2).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    if len(ab) > 20000:
+        ab = ab[rng.choice(len(ab), 20000, replace=False)]
+    centers, _ = kmeans2(ab, k, minit="++", seed=seed)
+    return centers.astype(np.float32)
+
+
+def palette_prior(centers: torch.Tensor, palette: np.ndarray, options: PaletteOptions) -> torch.Tensor:
+    """log prior per ab cell ``(Q,)`` for cell centres ``(Q, 2)``."""
+    pal = torch.as_tensor(palette, dtype=centers.dtype, device=centers.device)
+    d2 = torch.cdist(centers, pal) ** 2
+    prior = torch.exp(-d2 / (2 * options.sigma ** 2)).sum(1) + options.floor
+    return prior.log()
+
+
+@torch.no_grad()
+def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor: int,
+                       hints: torch.Tensor | None = None, options: PaletteOptions | None = None) -> torch.Tensor:
+    """Like ``pipeline.predict_ab`` with the palette prior: ``L`` ``(H, W)`` -> ab ``(1, 2, h, w)``."""
+    options = options or PaletteOptions()
+    config = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module):
+        raise TinctError("--palette needs the torch backend (it reads the network's color distribution)")
+    if getattr(config, "head", None) != "classification" or not hasattr(model, "bin_centers"):
+        raise TinctError("--palette needs a classification model (it reweights the predicted color distribution)")
+    H, W = L.shape
+    h, w = working_size(H, W, render_factor, model.stride)
+    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
+    L_small = F.interpolate(L_t, size=(h, w), mode="bilinear", antialias=(h < H or w < W), align_corners=False)
+    device = next(model.parameters()).device
+    out = model(L_small.to(device), None if hints is None else hints.to(device))
+    logits = out["logits"].float()
+    logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
+    ab = bins.annealed_mean(logits, model.bin_centers.float(), config.temperature)
+    if ab.shape[-2:] != (h, w):
+        ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+    return ab.cpu()

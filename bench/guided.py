@@ -191,8 +191,7 @@ def report(args, rows, seconds, grid, counts, used, grid_n) -> str:
              "Strokes: random walks of 8..24 px with a 3 px brush, colored with the truth under them, "
              "written as RGBA hints PNGs and read back. AuC: % of pixels within each ab error threshold 0..150, "
              "averaged. Seconds: wall time per photo for the chroma (not recombine), on "
-             f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, torch 1 thread, nice 19, "
-             "beside a training run).\n"]
+             f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, torch 1 thread).\n"]
     if args.note:
         lines.append(args.note + "\n")
     lines.append("## AuC % / PSNR dB by number of strokes\n")
@@ -254,7 +253,7 @@ def levin_4mp() -> str:
     recombine(L, torch.from_numpy(ab.transpose(2, 0, 1).copy())[None])
     rec = time.perf_counter() - t
     return (f"{path.name} upscaled to 2000x2000 (4.0 MP), 12 strokes: solve {wall:.1f} s wall, {cpu:.1f} s CPU "
-            f"(one process, nice 19 beside a training run at nice -10 on {os.cpu_count()} CPUs, so wall > CPU); "
+            f"(one process on {os.cpu_count()} CPUs; see the note above for what else ran); "
             f"recombine to RGB {rec:.1f} s more.")
 
 

@@ -3,7 +3,8 @@
     python bench/speed.py [--model default] [--sizes 0.5 2 12 24] [--folder 64] [--train-steps 3]
 
 Every measurement that reports memory runs in a fresh process (peak RSS from
-``os.wait4``, so one size's peak cannot hide another's). Tables:
+``os.wait4``, so one size's peak cannot hide another's); times are the fastest of
+several runs, since other processes can only add time. Tables:
 
 1. colorize one photo (gray PNG in, PNG out) at 0.5, 2, 12, 24 MP: process wall
    time (start-up included), the colorize part alone (read, network, recombine,
@@ -85,7 +86,7 @@ def child_forward(a: dict) -> dict:
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-        return float(np.median(times))
+        return float(min(times))  # the least disturbed run: other processes only ever add time
 
     with torch.no_grad():
         out = {"torch": timed(lambda: model(L))}
@@ -158,10 +159,22 @@ def run(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "stdout": text}
 
 
-def child(kind: str, args: dict) -> dict:
-    r = run([sys.executable, __file__, "--child", kind, json.dumps(args)])
-    r.update(json.loads(r.pop("stdout").strip().splitlines()[-1]))
-    return r
+def child(kind: str, args: dict, repeats: int = 1) -> dict:
+    """The child's report from the fastest of ``repeats`` fresh processes (peak RSS: the largest seen)."""
+    best, rss = None, 0.0
+    for _ in range(repeats):
+        r = run([sys.executable, __file__, "--child", kind, json.dumps(args)])
+        r.update(json.loads(r.pop("stdout").strip().splitlines()[-1]))
+        rss = max(rss, r["rss_mb"])
+        best = r if best is None or r["wall"] < best["wall"] else best
+    best["rss_mb"] = rss
+    return best
+
+
+def run_best(cmd: list[str], repeats: int) -> dict:
+    runs = [run(cmd) for _ in range(repeats)]
+    best = min(runs, key=lambda r: r["wall"])
+    return dict(best, rss_mb=max(r["rss_mb"] for r in runs))
 
 
 def gray_photo(path: Path, megapixels: float) -> tuple[int, int]:
@@ -208,6 +221,8 @@ def main():
     ap.add_argument("--sizes", type=float, nargs="+", default=[0.5, 2, 12, 24])
     ap.add_argument("--folder", type=int, default=64, help="Photos in the folder-throughput run.")
     ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="Fresh processes per colorize row; the fastest is reported (peak RSS: the largest).")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.md"))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -231,11 +246,11 @@ def main():
             src = tmp / f"gray_{mp}mp.png"
             w, h = gray_photo(src, mp)
             for label, m in models:
-                r = child("colorize", {"model": m, "src": str(src), "dest": str(tmp / "out.png")})
+                r = child("colorize", {"model": m, "src": str(src), "dest": str(tmp / "out.png")}, args.repeats)
                 rows.append((mp, w, h, label, r))
                 print(f"colorize {mp} MP {label}: {r['wall']:.2f} s wall, {r['colorize']:.2f} s colorize, "
                       f"{r['rss_mb']:.0f} MB", file=sys.stderr)
-        lines += ["## Colorize one photo (gray PNG -> color PNG), fresh process each", "",
+        lines += [f"## Colorize one photo (gray PNG -> color PNG), fastest of {args.repeats} fresh processes", "",
                   "| photo | model | working size | process wall s | colorize s | read | network | recombine | write "
                   "| CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for mp, w, h, label, r in rows:
@@ -251,10 +266,10 @@ def main():
             im.convert("L").resize((4000, 3000), Image.Resampling.BICUBIC).save(big)
         cli = {}
         for name, src in (("800x600", small), ("4000x3000", big)):
-            cli[name] = run([sys.executable, "-m", "tinct", "colorize", str(src), "-o", str(tmp / f"cli_{name}.png"),
-                             "--model", args.model])
+            cli[name] = run_best([sys.executable, "-m", "tinct", "colorize", str(src), "-o",
+                                  str(tmp / f"cli_{name}.png"), "--model", args.model], args.repeats)
         ratio = cli["4000x3000"]["wall"] / cli["800x600"]["wall"]
-        lines += ["", "## Acceptance: `tinct colorize` (CLI, start-up included)", "",
+        lines += ["", f"## Acceptance: `tinct colorize` (CLI, start-up included, fastest of {args.repeats})", "",
                   "| input | wall s | CPU s | peak RSS MB |", "|---|---|---|---|"]
         lines += [f"| {k} gray PNG | {fmt(v['wall'])} | {fmt(v['cpu'])} | {v['rss_mb']:.0f} |" for k, v in cli.items()]
         lines.append(f"\n4000x3000 / 800x600 wall time: {ratio:.2f}x (acceptance: <= 3x, <= 6 s, <= 2 GB)")
@@ -263,7 +278,7 @@ def main():
         fw = {label: child("forward", {"model": m, "onnx": label == "default", "tmp": str(tmp)})
               for label, m in models}
         d, e = fw["default"], fw["eccv16"]
-        lines += ["", f"## The network alone at {WORK_HW[1]}x{WORK_HW[0]} (median of 5, torch threads = cores)", "",
+        lines += ["", f"## The network alone at {WORK_HW[1]}x{WORK_HW[0]} (fastest of 5, torch threads = cores)", "",
                   "| model | backend | ms | x ECCV16 speed | file MB | max / mean abs ab diff vs torch |",
                   "|---|---|---|---|---|---|",
                   f"| eccv16 | torch | {e['torch'] * 1e3:.0f} | 1.0 | | |",

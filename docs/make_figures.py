@@ -1,6 +1,6 @@
 """Make the README's before/after picture with the shipped default model.
 
-    python docs/make_figures.py            # writes docs/before_after.png
+    python docs/make_figures.py            # writes docs/before_after.jpg
 
 Rows: the gray input (bundled in examples/), tinct's colorization, and the original color photo
 (scikit-image's public-domain / CC0 sample images, from which the gray examples were made).
@@ -35,8 +35,8 @@ def main():
         for im in row:
             canvas.paste(im, (x, r * 244))
             x += im.width + 4
-    canvas.save(ROOT / "docs" / "before_after.png")
-    print("wrote docs/before_after.png")
+    canvas.save(ROOT / "docs" / "before_after.jpg", quality=88)
+    print("wrote docs/before_after.jpg")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import bins
 from ..color import rgb_to_lab
 from ..errors import TinctError
 from ..hints import parse_color
@@ -85,7 +84,7 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
     out = model(L_small.to(device), None if hints is None else hints.to(device))
     logits = out["logits"].float()
     logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
-    ab = bins.annealed_mean(logits, model.bin_centers.float(), config.temperature)
+    ab = model.decode_logits(logits)
     if ab.shape[-2:] != (h, w):
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
     return ab.cpu()

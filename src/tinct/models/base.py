@@ -70,6 +70,12 @@ class ColorModel(nn.Module):
         self.bin_centers.copy_(torch.as_tensor(centers))
         self.bin_weights.copy_(torch.as_tensor(weights))
 
+    def decode_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """Classification logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)``: prior correction, then annealed mean."""
+        if self.config.prior_correction:
+            logits = logits - self.config.prior_correction * torch.log(self.bin_weights)[None, :, None, None]
+        return bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
+
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -84,9 +90,7 @@ class ColorModel(nn.Module):
         if self.config.head == "classification":
             logits = self.head(feats)
             out["logits"] = logits
-            if self.config.prior_correction:
-                logits = logits - self.config.prior_correction * torch.log(self.bin_weights)[None, :, None, None]
-            ab = bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
+            ab = self.decode_logits(logits)
         else:
             ab = torch.tanh(self.head(feats)) * AB_SCALE
         if ab.shape[-2:] != L.shape[-2:]:

@@ -91,6 +91,10 @@ def child_forward(a: dict) -> dict:
     with torch.no_grad():
         out = {"torch": timed(lambda: model(L))}
         ref = model(L)["ab"].numpy()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread cannot wait at a barrier for a thread another process preempted
+        out["torch_1t"] = timed(lambda: model(L))
+        torch.set_num_threads(threads)
     if a.get("onnx"):
         from onnxruntime.quantization import QuantType, quantize_dynamic
         fp32 = Path(a["tmp"]) / "m.onnx"
@@ -282,7 +286,9 @@ def main():
                   "| model | backend | ms | x ECCV16 speed | file MB | max / mean abs ab diff vs torch |",
                   "|---|---|---|---|---|---|",
                   f"| eccv16 | torch | {e['torch'] * 1e3:.0f} | 1.0 | | |",
-                  f"| default | torch | {d['torch'] * 1e3:.0f} | {e['torch'] / d['torch']:.1f} | | |"]
+                  f"| default | torch | {d['torch'] * 1e3:.0f} | {e['torch'] / d['torch']:.1f} | | |",
+                  f"| eccv16 | torch, 1 thread | {e['torch_1t'] * 1e3:.0f} | 1.0 | | |",
+                  f"| default | torch, 1 thread | {d['torch_1t'] * 1e3:.0f} | {e['torch_1t'] / d['torch_1t']:.1f} | | |"]
         for name in ("onnx", "onnx_int8"):
             if name in d:
                 lines.append(f"| default | {name.replace('_', ' ')} | {d[name] * 1e3:.0f} | {e['torch'] / d[name]:.1f} "

@@ -29,6 +29,17 @@ def _block(cin: int, cout: int, stride: int, norm: bool, spectral: bool) -> nn.S
     return nn.Sequential(*layers)
 
 
+
+def block_features(critic: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Activations after each of ``critic.blocks``, self-attention (if any) after the second."""
+    feats = []
+    for i, block in enumerate(critic.blocks):
+        x = block(x)
+        if i == 1 and critic.attention is not None:
+            x = critic.attention(x)
+        feats.append(x)
+    return feats
+
 class PatchGAN(nn.Module):
     def __init__(self, in_channels: int = 3, channels: int = 64, layers: int = 3, spectral: bool = False,
                  attention: bool = False):
@@ -46,14 +57,8 @@ class PatchGAN(nn.Module):
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Activations after each block (used by the feature loss), then the score map last."""
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i == 1 and self.attention is not None:
-                x = self.attention(x)
-            feats.append(x)
-        feats.append(self.out(x))
-        return feats
+        feats = block_features(self, x)
+        return feats + [self.out(feats[-1])]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[-1]
@@ -81,14 +86,8 @@ class GlobalCritic(nn.Module):
         self.out = maybe_spectral(nn.Conv2d(cin, 1, self._GRID), spectral)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            if i == 1 and self.attention is not None:
-                x = self.attention(x)
-            feats.append(x)
-        feats.append(self.out(F.adaptive_avg_pool2d(x, self._GRID)))
-        return feats
+        feats = block_features(self, x)
+        return feats + [self.out(F.adaptive_avg_pool2d(feats[-1], self._GRID))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[-1]

@@ -67,8 +67,8 @@ def from_env(use_gpu: bool = True) -> Context:
 
 def setup(distributed: bool, timeout_minutes: float = 30.0) -> Context:
     """A single-process context, or (``distributed``) join torchrun's process group."""
-    if not distributed:
-        return Context()
+    if not distributed:  # one process: the first visible GPU if there is one, else the CPU
+        return Context(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     ctx = from_env()
     if not dist.is_initialized():
         backend = "nccl" if ctx.device.type == "cuda" else "gloo"

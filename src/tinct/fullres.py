@@ -27,7 +27,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .color import RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, _EPS, _KAPPA, _srgb_to_linear, gray_to_luminance
+from .color import (RGB_TO_XYZ, WHITE_D65, XYZ_TO_RGB, _EPS, _KAPPA, _f_inv, _linear_to_srgb, _srgb_to_linear,
+                    gray_to_luminance)
 
 BAND_PIXELS = 1 << 16  # pixels per band: temporaries of a band fit in L2 cache, and allocations get reused
 GAMUT_ITERATIONS = 8   # bisection steps on the chroma scale: 1/256 of the chroma, below one uint8 level
@@ -86,18 +87,13 @@ def _taps(n_out: int, n_in: int, start: int, stop: int):
     return i0, np.minimum(i0 + 1, n_in - 1), (x - i0).astype(np.float32)
 
 
-def _finv(t: np.ndarray) -> np.ndarray:
-    t3 = t * t * t
-    return np.where(t3 > _EPS, t3, (116.0 * t - 16.0) / _KAPPA)
-
-
 _M = (XYZ_TO_RGB * np.array(WHITE_D65)[None, :]).astype(np.float32)  # white folded into the matrix
 
 
 def _linear_rgb(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Lab (three ``(n,)`` float32 arrays) -> linear sRGB ``(3, n)`` float32, unclipped."""
     fy = (L + 16.0) / 116.0
-    x, y, z = _finv(fy + a / 500.0), _finv(fy), _finv(fy - b / 200.0)
+    x, y, z = _f_inv(fy + a / 500.0), _f_inv(fy), _f_inv(fy - b / 200.0)
     # three explicit rows, not a matmul: BLAS would start its own threads for a 3x3 product
     return np.stack([m[0] * x + m[1] * y + m[2] * z for m in _M])
 
@@ -120,7 +116,7 @@ def lab_band_to_srgb8(L: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
             lo = np.where(good, mid, lo)
             hi = np.where(good, hi, mid)
         lin[:, bad] = _linear_rgb(Ls, as_ * lo, bs * lo)
-    srgb = np.where(lin > 0.0031308, 1.055 * np.power(np.maximum(lin, 0.0031308), 1 / 2.4) - 0.055, 12.92 * lin)
+    srgb = _linear_to_srgb(lin)
     srgb *= 255.0
     srgb += 0.5
     return np.clip(srgb, 0, 255, out=srgb).astype(np.uint8).T

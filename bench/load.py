@@ -128,24 +128,25 @@ def main():
     load_before = os.getloadavg()
     common = ["--model", args.model, "--workers", str(args.workers)]
     lines = []
+
+    def measure(server, clients: int, label: str) -> None:
+        r = asyncio.run(run_level(server.url, data, clients, max(args.requests, 2 * clients), args.max_seconds,
+                                  args.render_factor))
+        lines.append(row(label, r))
+        print(lines[-1], flush=True)
+
     server = Server(*common, "--queue", str(args.queue))
     try:
         asyncio.run(run_level(server.url, data, 1, 2, 60, args.render_factor))  # warm-up, not counted
         for c in args.levels:
-            r = asyncio.run(run_level(server.url, data, c, max(args.requests, 2 * c), args.max_seconds,
-                                      args.render_factor))
-            lines.append(row(f"{c}", r))
-            print(lines[-1], flush=True)
+            measure(server, c, f"{c}")
     finally:
         server.stop()
     if args.overload_queue:
         c = max(args.levels)
         server = Server(*common, "--queue", str(args.overload_queue))
         try:
-            r = asyncio.run(run_level(server.url, data, c, max(args.requests, 2 * c), args.max_seconds,
-                                      args.render_factor))
-            lines.append(row(f"{c}, queue {args.overload_queue} (overload)", r))
-            print(lines[-1], flush=True)
+            measure(server, c, f"{c}, queue {args.overload_queue} (overload)")
         finally:
             server.stop()
 

@@ -7,7 +7,11 @@ Budget: every family sees exactly ``steps x batch`` random crops of ``size`` px
 from ../shared/data/train (same photos, same crops, same seed, same cache as
 the shipped default's run), with the learning rate its paper used (Adam 1e-3;
 the GANs 2e-4, beta1 0.5). Each family is scored on val500 through the real
-pipeline (render factor 16), as ``tinct evaluate`` does.
+pipeline, as ``tinct evaluate`` does, at the scale it was trained at (render
+factor = size / 16, so the working size equals the training crop size; a
+family trained on 64 px crops and run at 256 px meets objects 4x larger than
+it ever saw, which some families survive and others do not: ``--render-factor
+16`` measures that).
 
 Columns: params (the generator only: what runs at inference), train img/s (the
 training loop alone, without caching, validation or plots), infer ms (one
@@ -34,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from tinct.color import lab_to_rgb, rgb_to_lab
+from tinct.color import rgb_to_lab
 from tinct.data import find_images
-from tinct.evaluate import load_truth, training_prior
-from tinct.metrics import score_image
-from tinct.pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions, colorize_luminance
+from tinct.evaluate import GRAY_FLOOR, EvaluateConfig, gray_rgb, load_truth, square_tile, training_prior
+from tinct.metrics import colorfulness, score_image
+from tinct.pipeline import ColorizeOptions, colorize_luminance
 from tinct.report import image_grid
 from tinct.sampling import mean_pairwise_distance, sample_ab
 from tinct.train import TrainConfig, Trainer
@@ -131,24 +134,24 @@ def generator_params(model) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if not n.startswith("critic."))
 
 
-def square(rgb: np.ndarray, tile: int) -> np.ndarray:
-    return np.asarray(ImageOps.fit(Image.fromarray(rgb), (tile, tile), Image.Resampling.BICUBIC))
+def evaluate_model(model, truths, prior, grid_n: int, tile: int, diversity_n: int, render_factor: int):
+    """Mean scores over ``truths`` (list of (L, true_lab, rgb)) and the grid tiles of the first ``grid_n``.
 
-
-def evaluate_model(model, truths, prior, grid_n: int, tile: int, diversity_n: int):
-    """Mean scores over ``truths`` (list of (L, true_lab, rgb)) and the grid tiles of the first ``grid_n``."""
-    opts = ColorizeOptions(render_factor=DEFAULT_RENDER_FACTOR)
+    ``model=None`` scores the gray floor (the input with zero ab), as ``tinct evaluate`` does.
+    """
+    opts = ColorizeOptions(render_factor=render_factor)
     scores, tiles = [], []
-    for i, (L, true_lab, truth) in enumerate(tqdm(truths, desc=f"scoring {model.name}", unit="img", leave=False)):
-        rgb = colorize_luminance(model, L, opts)
+    desc = f"scoring {model.name if model is not None else 'gray'}"
+    for i, (L, true_lab, truth) in enumerate(tqdm(truths, desc=desc, unit="img", leave=False)):
+        rgb = gray_rgb(L) if model is None else colorize_luminance(model, L, opts)
         s = score_image(rgb_to_lab(rgb / 255.0), true_lab, rgb, truth, L, prior)
         scores.append(s)
         if i < grid_n:
-            tiles.append(square(rgb, tile))
+            tiles.append(square_tile(rgb, tile))
     mean = {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
     mean["colorfulness_ratio"] = mean["colorfulness"] / max(mean["colorfulness_true"], 1e-6)
     if getattr(model, "stochastic", False):
-        mean["diversity"] = float(np.mean([mean_pairwise_distance(sample_ab(model, L, 3, DEFAULT_RENDER_FACTOR))
+        mean["diversity"] = float(np.mean([mean_pairwise_distance(sample_ab(model, L, 3, render_factor))
                                            for L, _, _ in truths[:diversity_n]]))
     return mean, tiles
 
@@ -160,12 +163,15 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=128, help="training crop size, px")
     ap.add_argument("--limit", type=int, default=500, help="val500 photos to score (even sample)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--render-factor", type=int, default=None,
+                    help="working size / 16 when scoring (default: size / 16, the scale the families were trained at)")
     ap.add_argument("--families", nargs="+", default=None, help=f"subset of: {' '.join(f.label for f in FAMILIES)}")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bench-models"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--no-default", action="store_true", help="skip the shipped default as a reference row")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    args.render_factor = args.render_factor or max(1, args.size // 16)
     fams = [f for f in FAMILIES if args.families is None or f.label in args.families]
     if not fams:
         sys.exit(f"no family among {args.families}")
@@ -175,16 +181,18 @@ def main(argv=None):
     truths = []
     for f in files:
         truth = load_truth(f)
+        if colorfulness(truth) < EvaluateConfig.min_colorfulness:
+            continue  # already gray: skipped exactly as tinct evaluate skips it
         true_lab = rgb_to_lab(truth / 255.0).astype(np.float32)
         truths.append((true_lab[..., 0], true_lab, truth))
     prior = training_prior()
     grid_n, tile = min(8, len(truths)), 128
-    gray_lab = [np.dstack([L, np.zeros_like(L), np.zeros_like(L)]) for L, _, _ in truths[:grid_n]]
-    grid = [[square((lab_to_rgb(g) * 255 + 0.5).astype(np.uint8), tile) for g in gray_lab],
-            [square(t, tile) for _, _, t in truths[:grid_n]]]
+    floor, gray_tiles = evaluate_model(None, truths, prior, grid_n, tile, 0, args.render_factor)
+    grid = [gray_tiles, [square_tile(t, tile) for _, _, t in truths[:grid_n]]]
     labels = ["gray", "truth"]
 
-    rows = []
+    rows = [{"family": GRAY_FLOOR, "model": "-", "params": 0, "train_img_s": float("nan"), "infer_ms": float("nan"),
+             **floor}]
     entries = [(f.label, f) for f in fams] + ([] if args.no_default else [("shipped default*", None)])
     for label, fam in entries:
         if fam is None:
@@ -192,7 +200,8 @@ def main(argv=None):
         else:
             path, img_s = train_family(fam, args)
             model = load_model(path)
-        mean, tiles = evaluate_model(model, truths, prior, grid_n, tile, diversity_n=min(20, len(truths)))
+        mean, tiles = evaluate_model(model, truths, prior, grid_n, tile, diversity_n=min(20, len(truths)),
+                                     render_factor=args.render_factor)
         rows.append({"family": label, "model": model.name, "params": generator_params(model), "train_img_s": img_s,
                      "infer_ms": infer_ms(model), **mean})
         grid.append(tiles)
@@ -216,14 +225,19 @@ def write(args, rows, grid, labels, n_val):
     for r in rows:
         div = f"{r['diversity']:.2f}" if "diversity" in r else "–"
         img_s = "–" if np.isnan(r["train_img_s"]) else f"{r['train_img_s']:.1f}"
-        lines.append(f"| {r['family']} | {r['params'] / 1e6:.2f} M | {img_s} | {r['infer_ms']:.0f} "
+        params = f"{r['params'] / 1e6:.2f} M" if r["params"] else "–"
+        infer = "–" if np.isnan(r["infer_ms"]) else f"{r['infer_ms']:.0f}"
+        lines.append(f"| {r['family']} | {params} | {img_s} | {infer} "
                      f"| {r['auc']:.2f} | {r['auc_rebal']:.2f} | {r['psnr']:.2f} | {r['ssim']:.4f} "
                      f"| {r['colorfulness_ratio']:.2f} | {div} |")
     budget = f"{args.steps} steps x batch {args.batch} x {args.size} px = {args.steps * args.batch} crops per family"
     text = (f"# Model zoo under one budget\n\nCommand: `nice -n 19 python3 bench/models.py --steps {args.steps} "
-            f"--batch {args.batch} --size {args.size} --limit {args.limit} --threads {args.threads}`\n\n"
+            f"--batch {args.batch} --size {args.size} --limit {args.limit} --threads {args.threads} "
+            f"--render-factor {args.render_factor}`\n\n"
             f"Budget: {budget}, on ../shared/data/train (seed 0, same crops for every family). "
-            f"Scored on {n_val} photos of val500 at render factor {DEFAULT_RENDER_FACTOR}; "
+            f"Scored on the {n_val} color photos of val500 (near-gray ones skipped, as tinct evaluate does) "
+            f"at render factor {args.render_factor} "
+            f"({args.render_factor * 16} px working side); "
             f"infer ms = one 512x512 forward on {args.threads} thread(s); diversity = mean pairwise ab distance "
             "of 3 samples (Lab units), noisy models only. *The shipped default is a reference, not trained "
             "under this budget.\n\n" + "\n".join(lines) + "\n\n![grid](models_grid.png)\n")

@@ -73,7 +73,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
         i += 1
         true_lab = rgb_to_lab(truth / 255.0)
         L = true_lab[..., 0]
-        outputs = {GRAY_FLOOR: _gray_rgb(L)}
+        outputs = {GRAY_FLOOR: gray_rgb(L)}
         for name, model in models.items():
             outputs[name] = colorize_luminance(model, L, opts)
         for name, rgb in outputs.items():
@@ -81,10 +81,10 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
             s["colorfulness_ratio"] = s["colorfulness"] / max(s["colorfulness_true"], 1e-6)
             rows.append({"image": str(path), "model": name, **s})
             if i <= cfg.grid_images:
-                grid[name].append(_square(rgb, cfg.grid_tile))
+                grid[name].append(square_tile(rgb, cfg.grid_tile))
         if i <= cfg.grid_images:
-            grid_truth.append(_square(truth, cfg.grid_tile))
-            grid_gray.append(_square(outputs[GRAY_FLOOR], cfg.grid_tile))
+            grid_truth.append(square_tile(truth, cfg.grid_tile))
+            grid_gray.append(square_tile(outputs[GRAY_FLOOR], cfg.grid_tile))
     if not rows:
         raise TinctError("no color photos to evaluate (all unreadable or already gray)")
     summary = _summarise(rows)
@@ -92,14 +92,16 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     return summary
 
 
-def _gray_rgb(L: np.ndarray) -> np.ndarray:
+def gray_rgb(L: np.ndarray) -> np.ndarray:
+    """The floor's output: L ``(H, W)`` in [0, 100] with zero ab, as uint8 sRGB ``(H, W, 3)``."""
     from .color import lab_to_rgb
     lab = np.zeros(L.shape + (3,), np.float32)
     lab[..., 0] = L
     return (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
 
 
-def _square(rgb: np.ndarray, tile: int) -> np.ndarray:
+def square_tile(rgb: np.ndarray, tile: int) -> np.ndarray:
+    """A ``(tile, tile, 3)`` center-cropped thumbnail for comparison grids."""
     return np.asarray(ImageOps.fit(Image.fromarray(rgb), (tile, tile), Image.Resampling.BICUBIC))
 
 

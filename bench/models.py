@@ -42,8 +42,8 @@ from tqdm import tqdm
 
 from tinct.color import rgb_to_lab
 from tinct.data import find_images
-from tinct.evaluate import GRAY_FLOOR, EvaluateConfig, gray_rgb, load_truth, square_tile, training_prior
-from tinct.metrics import colorfulness, score_image
+from tinct.evaluate import GRAY_FLOOR, color_truths, gray_rgb, square_tile, training_prior
+from tinct.metrics import score_image
 from tinct.pipeline import ColorizeOptions, colorize_luminance
 from tinct.report import image_grid
 from tinct.sampling import mean_pairwise_distance, sample_ab
@@ -179,10 +179,7 @@ def main(argv=None):
     files = find_images(VAL)
     files = files[:: max(1, len(files) // args.limit)][: args.limit]
     truths = []
-    for f in files:
-        truth = load_truth(f)
-        if colorfulness(truth) < EvaluateConfig.min_colorfulness:
-            continue  # already gray: skipped exactly as tinct evaluate skips it
+    for _, truth in color_truths(files):  # the photos tinct evaluate scores: readable, not already gray
         true_lab = rgb_to_lab(truth / 255.0).astype(np.float32)
         truths.append((true_lab[..., 0], true_lab, truth))
     prior = training_prior()

@@ -163,22 +163,18 @@ def run(cmd: list[str], env: dict | None = None) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "stdout": text}
 
 
-def child(kind: str, args: dict, repeats: int = 1) -> dict:
-    """The child's report from the fastest of ``repeats`` fresh processes (peak RSS: the largest seen)."""
-    best, rss = None, 0.0
-    for _ in range(repeats):
-        r = run([sys.executable, __file__, "--child", kind, json.dumps(args)])
-        r.update(json.loads(r.pop("stdout").strip().splitlines()[-1]))
-        rss = max(rss, r["rss_mb"])
-        best = r if best is None or r["wall"] < best["wall"] else best
-    best["rss_mb"] = rss
-    return best
-
-
 def run_best(cmd: list[str], repeats: int) -> dict:
+    """The fastest of ``repeats`` runs of ``cmd`` (peak RSS: the largest seen)."""
     runs = [run(cmd) for _ in range(repeats)]
     best = min(runs, key=lambda r: r["wall"])
     return dict(best, rss_mb=max(r["rss_mb"] for r in runs))
+
+
+def child(kind: str, args: dict, repeats: int = 1) -> dict:
+    """The child's report from the fastest of ``repeats`` fresh processes (peak RSS: the largest seen)."""
+    r = run_best([sys.executable, __file__, "--child", kind, json.dumps(args)], repeats)
+    r.update(json.loads(r.pop("stdout").strip().splitlines()[-1]))
+    return r
 
 
 def gray_photo(path: Path, megapixels: float) -> tuple[int, int]:

@@ -51,6 +51,17 @@ def load_truth(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
 
 
+def color_truths(files, min_colorfulness: float = EvaluateConfig.min_colorfulness):
+    """``(path, uint8 RGB)`` for each readable photo of ``files`` that has color to score against."""
+    for path in files:
+        try:
+            truth = load_truth(path)
+        except OSError:
+            continue
+        if colorfulness(truth) >= min_colorfulness:  # below: already a gray photo, nothing to score
+            yield path, truth
+
+
 def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     files = find_images(*cfg.data)
     if cfg.limit:
@@ -63,13 +74,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     rows, grid = [], {GRAY_FLOOR: [], **{m: [] for m in models}}
     grid_truth, grid_gray = [], []
     i = 0
-    for path in tqdm(files, desc="evaluating", unit="img"):
-        try:
-            truth = load_truth(path)
-        except OSError:
-            continue
-        if colorfulness(truth) < cfg.min_colorfulness:
-            continue  # already a gray photo: nothing to score a colorization against
+    for path, truth in color_truths(tqdm(files, desc="evaluating", unit="img"), cfg.min_colorfulness):
         i += 1
         true_lab = rgb_to_lab(truth / 255.0)
         L = true_lab[..., 0]

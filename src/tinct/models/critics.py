@@ -29,7 +29,6 @@ def _block(cin: int, cout: int, stride: int, norm: bool, spectral: bool) -> nn.S
     return nn.Sequential(*layers)
 
 
-
 def block_features(critic: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Activations after each of ``critic.blocks``, self-attention (if any) after the second."""
     feats = []
@@ -39,6 +38,7 @@ def block_features(critic: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
             x = critic.attention(x)
         feats.append(x)
     return feats
+
 
 class PatchGAN(nn.Module):
     def __init__(self, in_channels: int = 3, channels: int = 64, layers: int = 3, spectral: bool = False,

@@ -1,6 +1,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,21 @@ def test_shipped_default_model_colorizes():
     assert out.shape == (64, 64, 3)
     lab = rgb_to_lab(out / 255.0)
     assert np.hypot(lab[..., 1], lab[..., 2]).mean() > 1.0  # it puts some color in
+
+
+def test_prior_correction_flag_trades_color_for_safety(tmp_path, tiny_model_path):
+    # the shipped classifier: dividing out all of the training rebalancing (1) gives grayer colors than none (0)
+    src = tmp_path / "gray.png"
+    Image.open(Path(__file__).parents[1] / "examples" / "astronaut_gray.jpg").convert("L").resize((96, 96)).save(src)
+    chroma = {}
+    for c in (0.0, 1.0):
+        dest = tmp_path / f"c{c}.png"
+        assert run_cli("colorize", src, "-o", dest, "--prior-correction", c).returncode == 0
+        lab = rgb_to_lab(np.asarray(Image.open(dest).convert("RGB")) / 255.0)
+        chroma[c] = np.hypot(lab[..., 1], lab[..., 2]).mean()
+    assert chroma[1.0] < chroma[0.0] - 1.0
+    # a regression model has no bins to correct; out of range is refused by the option itself
+    for args in (("--model", tiny_model_path, "--prior-correction", 0.5), ("--prior-correction", 1.5)):
+        r = run_cli("colorize", src, "-o", tmp_path / "x.png", *args)
+        assert r.returncode != 0 and not (tmp_path / "x.png").exists()
+        assert len(r.stderr.strip().splitlines()) <= 3 and "Traceback" not in r.stderr

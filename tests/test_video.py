@@ -315,3 +315,28 @@ def test_a_long_segment_encodes_every_frame(tmp_path):
     with av.open(str(path)) as c:
         pts = [f.pts for f in c.decode(video=0)]
     assert len(pts) == 90 and pts == sorted(set(pts))
+
+
+def test_phone_rotation_is_applied_to_the_pixels(tmp_path, tiny):
+    # a phone's portrait film: 64x32 coded pixels with a display matrix turning them 90 deg counter-clockwise
+    clip = tmp_path / "portrait.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+        s.set_display_rotation(90)
+        coded = np.full((32, 64, 3), 40, np.uint8)
+        coded[:, :16] = 230  # a bright band on the coded left edge: shown at the bottom
+        for _ in range(3):
+            for packet in s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    src = source.ContainerSource(clip)
+    assert (src.info.width, src.info.height) == (32, 64)
+    out = tmp_path / "color.mp4"
+    colorize_video(tiny, clip, out, VideoOptions(progress=False))
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (32, 64) and not frame.rotation  # upright pixels, no tag to obey
+        gray = frame.to_ndarray(format="gray").astype(float)
+    assert gray[-12:].mean() > gray[:40].mean() + 100

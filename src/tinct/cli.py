@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from .errors import TinctError
-from .io import SAVE_FORMATS
 
 _DEBUG = False
 
@@ -45,6 +44,9 @@ def models_cmd():
 @click.option("--trust-pickle", is_flag=True, help="Allow a pickle .pt/.pth model (loaded with weights_only).")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=None,
               help="Classification models: annealed-mean temperature (1 = mean, toward 0 = mode; default 0.38).")
+@click.option("--prior-correction", type=click.FloatRange(0, 1), default=None,
+              help="Classification models: 0 = vivid (colors as trained, rare ones boosted), 1 = calibrated and "
+                   "grayer; default: the model's own (see README).")
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Write K different colorizations NAME_0 .. NAME_{K-1} (models with noise inputs: dcgan).")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
@@ -71,7 +73,7 @@ def models_cmd():
 @click.option("--palette", default=None,
               help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
 def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
-                 samples=None, backend="torch", distributed=False, temporal=None, codec=None, crf=18, fps=None,
+                 prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None, crf=18, fps=None,
                  segment_frames=300, method=None, hints=None, reference=None, palette=None):
     """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
 
@@ -81,7 +83,6 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
     from .batch import colorize_paths
     from .io import DEFAULT_MAX_PIXELS
     from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions
-    from .weights import load_model
     options = ColorizeOptions(render_factor=render_factor or DEFAULT_RENDER_FACTOR,
                               max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     from .onnxrt import load_backend
@@ -98,12 +99,11 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
     if method or hints or reference or palette:
         from .guided.colorize import GuidedOptions, check_options, guided_colorizer
         guided = GuidedOptions(method=method, hints=hints, reference=reference, palette=palette)
-        check_options(guided, jobs, samples=samples, temperature=temperature)
+        check_options(guided, jobs, samples=samples, temperature=temperature, prior_correction=prior_correction)
     # levin, transfer, welsh and deep-colorization need no network
     net = load_backend(backend, model, trust_pickle=trust_pickle, device=device) if not method else None
-    from .sampling import colorize_samples, require_stochastic, set_temperature
-    if temperature is not None:
-        set_temperature(net, temperature)
+    from .sampling import colorize_samples, require_stochastic, set_decoding
+    set_decoding(net, temperature, prior_correction)
     if samples is not None:
         require_stochastic(net)
         failed = colorize_samples(net, jobs, options, samples, overwrite=overwrite)

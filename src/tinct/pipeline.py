@@ -51,14 +51,23 @@ def working_size(height: int, width: int, render_factor: int, stride: int) -> tu
     return (h, min(w, most)) if w >= h else (min(h, most), w)
 
 
+def shrink_luminance(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``L`` ``(B, 1, H, W)`` -> ``(B, 1, h, w)`` bilinear, antialiased where it shrinks (no aliasing moire)."""
+    H, W = L.shape[-2:]
+    return F.interpolate(L, size=size, mode="bilinear", antialias=(size[0] < H or size[1] < W), align_corners=False)
+
+
+def working_luminance(L: np.ndarray, render_factor: int, stride: int) -> torch.Tensor:
+    """What the network sees: ``L`` ``(H, W)`` float32 in [0, 100] -> ``(1, 1, h, w)`` at ``working_size``."""
+    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
+    return shrink_luminance(L_t, working_size(*L.shape, render_factor, stride))
+
+
 @torch.no_grad()
 def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR,
                hints: torch.Tensor | None = None, mixed_precision: bool = True) -> torch.Tensor:
     """Chroma at working size: ``L`` ``(H, W)`` float32 in [0, 100] -> ab ``(1, 2, h, w)``."""
-    H, W = L.shape
-    h, w = working_size(H, W, render_factor, model.stride)
-    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
-    L_small = F.interpolate(L_t, size=(h, w), mode="bilinear", antialias=(h < H or w < W), align_corners=False)
+    L_small = working_luminance(L, render_factor, model.stride)
     # an onnxrt.OnnxModel is not a torch module: it has no parameters, only a device
     device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else model.device
     if hints is not None:

@@ -296,8 +296,10 @@ class Trainer:
         for i in range(0, len(rgb), 32):
             L, ab = to_lab_batch(rgb[i:i + 32])
             dev = self.ctx.device
-            out = {"ab": self.model(L.to(dev))["ab"].float().cpu()}
-            losses = self.model.compute_losses(L.to(dev), ab.to(dev))
+            with torch.no_grad():
+                out = self.model(L.to(dev))
+                losses = self.model.losses(out, ab.to(dev))
+            out = {"ab": out["ab"].float().cpu()}
             pred = lab_to_rgb_t(torch.cat([L, out["ab"]], 1))
             pred_u8 = (pred * 255).round().byte().permute(0, 2, 3, 1).numpy()
             preds.append(pred_u8)

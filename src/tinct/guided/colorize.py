@@ -33,7 +33,8 @@ class GuidedOptions:
     transfer: TransferOptions = field(default_factory=TransferOptions)
 
 
-def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, temperature: float | None = None) -> None:
+def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, temperature: float | None = None,
+                  prior_correction: float | None = None) -> None:
     """Refuse combinations that cannot work, before any photo is read (one-line ``TinctError``).
 
     ``jobs``: the planned ``batch.Job`` list (guided methods colorize photos, not films).
@@ -41,8 +42,9 @@ def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, tempe
     jobs = jobs or []
     if samples is not None:
         raise TinctError("--samples does not combine with --method/--hints/--reference/--palette")
-    if temperature is not None and g.method is not None:
-        raise TinctError(f"--temperature is for the deep model, not --method {g.method}")
+    for flag, value in (("--temperature", temperature), ("--prior-correction", prior_correction)):
+        if value is not None and g.method is not None:
+            raise TinctError(f"{flag} is for the deep model, not --method {g.method}")
     from ..batch import is_video_job
     if any(is_video_job(j) for j in jobs):
         raise TinctError("--method/--hints/--reference/--palette work on photos, not films")

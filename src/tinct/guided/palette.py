@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..color import rgb_to_lab
 from ..errors import TinctError
 from ..hints import parse_color
-from ..pipeline import working_size
+from ..pipeline import working_luminance
 
 
 @dataclass
@@ -76,15 +75,9 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
         raise TinctError("--palette needs the torch backend (it reads the network's color distribution)")
     if getattr(config, "head", None) != "classification" or not hasattr(model, "bin_centers"):
         raise TinctError("--palette needs a classification model (it reweights the predicted color distribution)")
-    H, W = L.shape
-    h, w = working_size(H, W, render_factor, model.stride)
-    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
-    L_small = F.interpolate(L_t, size=(h, w), mode="bilinear", antialias=(h < H or w < W), align_corners=False)
+    L_small = working_luminance(L, render_factor, model.stride)
     device = next(model.parameters()).device
     out = model(L_small.to(device), None if hints is None else hints.to(device))
     logits = out["logits"].float()
     logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
-    ab = model.decode_logits(logits)
-    if ab.shape[-2:] != (h, w):
-        ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-    return ab.cpu()
+    return model.decode(logits, L_small.shape[-2:]).cpu()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

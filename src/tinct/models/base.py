@@ -76,6 +76,13 @@ class ColorModel(nn.Module):
             logits = logits - self.config.prior_correction * torch.log(self.bin_weights)[None, :, None, None]
         return bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
 
+    def decode(self, logits: torch.Tensor, size) -> torch.Tensor:
+        """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, *size)``: ``decode_logits``, then bilinear up to the input size."""
+        ab = self.decode_logits(logits)
+        if ab.shape[-2:] != tuple(size):
+            ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
+        return ab
+
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -90,17 +97,20 @@ class ColorModel(nn.Module):
         if self.config.head == "classification":
             logits = self.head(feats)
             out["logits"] = logits
-            ab = self.decode_logits(logits)
+            out["ab"] = self.decode(logits, L.shape[-2:])
         else:
             ab = torch.tanh(self.head(feats)) * AB_SCALE
-        if ab.shape[-2:] != L.shape[-2:]:
-            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        out["ab"] = ab
+            if ab.shape[-2:] != L.shape[-2:]:
+                ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+            out["ab"] = ab
         return out
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         """Named losses for one batch; ``"loss"`` is the one to minimise."""
-        out = self(L, hints)
+        return self.losses(self(L, hints), ab_true)
+
+    def losses(self, out: dict, ab_true: torch.Tensor) -> dict:
+        """Named losses of a forward's output ``out`` against the true ab ``(B, 2, H, W)``."""
         if self.config.head == "classification":
             ce = bins.rebalanced_cross_entropy(out["logits"], ab_true, self.bin_centers, self.bin_weights)
             return {"loss": ce, "ce": ce.detach()}

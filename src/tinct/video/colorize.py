@@ -27,13 +27,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..errors import TinctError
 from ..io import SAVE_FORMATS, atomic_path, remove_stale_parts
 from ..models.base import ColorModel
-from ..pipeline import recombine, working_size
+from ..pipeline import recombine, shrink_luminance, working_size
 from .options import VideoOptions
 from .sink import (CONTAINERS, FrameWriter, SegmentWriter, check_audio_copy, concat_segments,
                    pick_codec)
@@ -66,8 +65,7 @@ class FrameColorizer:
     def predict(self, Ls: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32."""
         L = torch.from_numpy(np.stack(Ls).astype(np.float32, copy=False))[:, None]
-        small = F.interpolate(L, size=(self.h, self.w), mode="bilinear", antialias=(self.h < self.H or self.w < self.W),
-                              align_corners=False)
+        small = shrink_luminance(L, (self.h, self.w))
         ab = self.model(small.to(self.device))["ab"].float().cpu()
         return small[:, 0].numpy(), ab.numpy()
 

@@ -129,7 +129,12 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 class ContainerSource(VideoSource):
-    """A film file read through PyAV: the first video stream; frame timing taken as constant at its mean rate."""
+    """A film file read through PyAV: the first video stream; frame timing taken as constant at its mean rate.
+
+    Frames come upright: a display rotation (phones store portrait film as
+    landscape pixels plus a rotation) is applied to the pixels, as players
+    and FFmpeg's own autorotate do, so the output needs no rotation tag.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -146,9 +151,14 @@ class ContainerSource(VideoSource):
                 fps = DEFAULT_FPS
             seconds = (float(v.duration * v.time_base) if v.duration and v.time_base else
                        container.duration / 1e6 if container.duration else None)
+            self.coded_size = (width, height)
+            self.quarter_turns = _quarter_turns(container, v)
+            if self.quarter_turns % 2:
+                width, height = height, width
+            turned = f", shown turned {90 * self.quarter_turns} deg" if self.quarter_turns else ""
             self.info = VideoInfo(width=width, height=height, fps=Fraction(fps), frames=v.frames or None,
                                   audio_streams=len(container.streams.audio),
-                                  description=f"{v.codec_context.name} {width}x{height} {float(fps):.4g} fps",
+                                  description=f"{v.codec_context.name} {width}x{height} {float(fps):.4g} fps{turned}",
                                   estimated_frames=round(seconds * fps) if seconds else None)
 
     def _open(self):
@@ -161,7 +171,7 @@ class ContainerSource(VideoSource):
     def frames(self, start: int = 0, rgb: bool = False) -> Iterator[np.ndarray]:
         """Decode from the beginning (exact frame counting beats seeking on damaged or VFR files)."""
         import av
-        W, H = self.info.width, self.info.height
+        W, H = self.coded_size
         n = 0
         with self._open() as container:
             stream = container.streams.video[0]
@@ -172,6 +182,8 @@ class ContainerSource(VideoSource):
                         if frame.width != W or frame.height != H:  # a mid-film size change: keep the first size
                             frame = frame.reformat(width=W, height=H)
                         arr = frame.to_ndarray(format="rgb24")
+                        if self.quarter_turns:
+                            arr = np.ascontiguousarray(np.rot90(arr, self.quarter_turns))
                         yield arr if rgb else _luminance(arr)
                     n += 1
             except av.error.FFmpegError as e:
@@ -181,6 +193,17 @@ class ContainerSource(VideoSource):
             raise TinctError(f"{self.path}: truncated or damaged video: decoded {n} of {declared} frames")
         if n == 0:
             raise TinctError(f"{self.path}: no frame could be decoded")
+
+
+def _quarter_turns(container, stream) -> int:
+    """Counter-clockwise quarter turns (0-3) the first frame's display matrix asks for; 0 when it cannot be read."""
+    import av
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        return 0  # frames() reports the damage
+    degrees = (getattr(frame, "rotation", 0) or 0) if frame is not None else 0
+    return round(degrees / 90) % 4
 
 
 class FrameFolderSource(VideoSource):

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tinct.cli import main
-from tinct.color import rgb_to_luminance
+from tinct.color import rgb_to_lab, rgb_to_luminance
 from tinct.models import create_model
 from tinct.serve import ServeConfig, create_app
 from tinct.serve import work
@@ -139,6 +139,8 @@ def test_chunked_upload_over_the_limit_is_413(client):
     ({"hints": '[{"x": 5, "y": 1, "color": "red"}]'}, "#rrggbb"),
     ({"model": "plain", "hints": '[{"x": 5, "y": 1, "color": "#ff0000"}]'}, "does not take color points"),
     ({"render_facter": "8"}, "unknown field 'render_facter'"),
+    ({"prior_correction": "0.5"}, "applies to classification models"),
+    ({"prior_correction": "vivid"}, "prior_correction"),
 ])
 def test_bad_fields_are_4xx_with_one_line(client, fields, needle):
     r = post(client, png_bytes(gradient_photo(32, 40)), **fields)
@@ -189,6 +191,27 @@ def test_models_health_and_docs(client):
     assert docs.status_code == 200 and "/_docs/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text
     assert client.get("/_docs/swagger-ui-bundle.js").status_code == 200
     assert "/api/colorize" in client.get("/openapi.json").json()["paths"]
+
+
+def test_prior_correction_per_request_leaves_the_shared_model_alone():
+    app = create_app(ServeConfig(models=["default"], workers=2, queue=4))
+    with TestClient(app) as c:
+        info = c.get("/api/models").json()["models"][0]
+        photo = Image.open(Path(__file__).parents[1] / "examples" / "astronaut_gray.jpg").convert("L")
+        photo = png_bytes(np.asarray(photo.resize((96, 96))))
+        chroma = {}
+        for pc in ("0", "1"):
+            r = post(c, photo, prior_correction=pc)
+            assert r.status_code == 200, r.text
+            lab = rgb_to_lab(np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")) / 255.0)
+            chroma[pc] = np.hypot(lab[..., 1], lab[..., 2]).mean()
+        assert chroma["1"] < chroma["0"] - 1.0
+        own = post(c, photo).content
+        assert post(c, photo, prior_correction=str(info["prior_correction"])).content == own
+        r = post(c, photo, prior_correction="1.5")
+        assert r.status_code == 400 and "prior correction must be in [0, 1]" in r.json()["error"]
+    net = app.state.store.get("default")[1]
+    assert 0 < info["prior_correction"] < 1 and net.config.prior_correction == info["prior_correction"]
 
 
 def test_pool_admits_workers_plus_queue_then_refuses():
@@ -350,6 +373,14 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
             assert abs(points[0]["x"] - 0.7 * w) <= 2 and abs(points[0]["y"] - 0.4 * h) <= 2
             assert page.locator(".point").count() == 1
             page.wait_for_function("document.querySelector('#status').textContent.includes('1 color point')")
+
+            # bold <-> safe: starts at the shipped model's own prior correction, and a move is sent
+            assert abs(float(page.input_value("#pc")) - jobs[-1].model.config.prior_correction) < 1e-6
+            with page.expect_response("**/api/colorize") as third:
+                page.eval_on_selector("#pc", "el => { el.value = '0.9'; el.dispatchEvent(new Event('input')); "
+                                             "el.dispatchEvent(new Event('change')); }")
+            assert third.value.status == 200 and jobs[-1].decoding.prior_correction == 0.9
+            assert page.text_content("#pcOut") == "0.90"
 
             with page.expect_download() as dl:
                 page.click("#download")

@@ -102,14 +102,16 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
         check_options(guided, jobs, samples=samples, temperature=temperature, prior_correction=prior_correction)
     # levin, transfer, welsh and deep-colorization need no network
     net = load_backend(backend, model, trust_pickle=trust_pickle, device=device) if not method else None
-    from .sampling import colorize_samples, require_stochastic, set_decoding
-    set_decoding(net, temperature, prior_correction)
+    from .pipeline import decoding_for
+    from .sampling import colorize_samples, require_stochastic
+    options.decoding = decoding_for(net, temperature, prior_correction)
     if samples is not None:
         require_stochastic(net)
         failed = colorize_samples(net, jobs, options, samples, overwrite=overwrite)
     else:
         from .video.options import DEFAULT_TEMPORAL, VideoOptions
-        video = VideoOptions(render_factor=options.render_factor, max_pixels=options.max_pixels, codec=codec, crf=crf,
+        video = VideoOptions(render_factor=options.render_factor, decoding=options.decoding,
+                             max_pixels=options.max_pixels, codec=codec, crf=crf,
                              temporal=DEFAULT_TEMPORAL if temporal is None else temporal, fps=fps,
                              segment_frames=segment_frames)
         failed = colorize_paths(net, jobs, options, overwrite=overwrite, video=video,

@@ -21,7 +21,7 @@ from PIL import Image
 from . import fullres
 from .errors import TinctError
 from .io import DEFAULT_MAX_PIXELS, LoadedImage, image_to_luminance, load_image, save_image
-from .models.base import ColorModel
+from .models.base import ColorModel, Decoding
 
 DEFAULT_RENDER_FACTOR = 16
 
@@ -32,6 +32,7 @@ class ColorizeOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     mixed_precision: bool = True  # autocast to float16 when the model is on a GPU (no effect on CPU)
+    decoding: Decoding | None = None  # classification models: temperature / prior correction for this run
 
 
 def working_size(height: int, width: int, render_factor: int, stride: int) -> tuple[int, int]:
@@ -51,6 +52,27 @@ def working_size(height: int, width: int, render_factor: int, stride: int) -> tu
     return (h, min(w, most)) if w >= h else (min(h, most), w)
 
 
+def decoding_for(model, temperature: float | None = None, prior_correction: float | None = None) -> Decoding | None:
+    """Checked overrides of a classification model's decoding (``Decoding``); None when neither is given.
+
+    ``temperature`` > 0; ``prior_correction`` in [0, 1]. Refuses, with a one-line ``TinctError``, models
+    that have no bins to decode (regression heads) or whose decoding is baked in (ONNX exports).
+    """
+    given = [name for name, v in (("temperature", temperature), ("prior correction", prior_correction)) if v is not None]
+    if not given:
+        return None
+    if not isinstance(model, torch.nn.Module):
+        raise TinctError(f"the {given[0]} of an ONNX export cannot change: its decoding is inside the graph")
+    if getattr(model.config, "head", None) != "classification":
+        raise TinctError(f"a {given[0]} applies to classification models; {model.name} regresses ab directly")
+    if temperature is not None and not temperature > 0:
+        raise TinctError(f"temperature must be > 0, got {temperature}")
+    if prior_correction is not None and not 0 <= prior_correction <= 1:
+        raise TinctError(f"prior correction must be in [0, 1], got {prior_correction}")
+    return Decoding(None if temperature is None else float(temperature),
+                    None if prior_correction is None else float(prior_correction))
+
+
 def shrink_luminance(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``L`` ``(B, 1, H, W)`` -> ``(B, 1, h, w)`` bilinear, antialiased where it shrinks (no aliasing moire)."""
     H, W = L.shape[-2:]
@@ -63,9 +85,19 @@ def working_luminance(L: np.ndarray, render_factor: int, stride: int) -> torch.T
     return shrink_luminance(L_t, working_size(*L.shape, render_factor, stride))
 
 
+def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | None = None,
+               decoding: Decoding | None = None) -> torch.Tensor:
+    """The network on working-size ``L_small`` ``(B, 1, h, w)`` -> ab ``(B, 2, h, w)``, decoded per ``decoding``."""
+    out = model(L_small, hints)
+    if decoding is None or decoding == Decoding():
+        return out["ab"]
+    return model.decode(out["logits"], L_small.shape[-2:], decoding)
+
+
 @torch.no_grad()
 def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR,
-               hints: torch.Tensor | None = None, mixed_precision: bool = True) -> torch.Tensor:
+               hints: torch.Tensor | None = None, mixed_precision: bool = True,
+               decoding: Decoding | None = None) -> torch.Tensor:
     """Chroma at working size: ``L`` ``(H, W)`` float32 in [0, 100] -> ab ``(1, 2, h, w)``."""
     L_small = working_luminance(L, render_factor, model.stride)
     # an onnxrt.OnnxModel is not a torch module: it has no parameters, only a device
@@ -74,7 +106,7 @@ def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RE
         hints = hints.to(device)
     # on a GPU, half precision (tensor cores); autocast keeps softmax, hence the annealed mean's weights, in fp32
     with torch.autocast("cuda", dtype=torch.float16, enabled=mixed_precision and device.type == "cuda"):
-        return model(L_small.to(device), hints)["ab"].float().cpu()
+        return network_ab(model, L_small.to(device), hints, decoding).float().cpu()
 
 
 def recombine(L: np.ndarray, ab_small: torch.Tensor) -> np.ndarray:
@@ -89,14 +121,16 @@ def colorize_luminance(model: ColorModel, L: np.ndarray, options: ColorizeOption
                        hints: torch.Tensor | None = None) -> np.ndarray:
     """``L`` ``(H, W)`` float32 in [0, 100] -> colorized RGB ``(H, W, 3)`` uint8 with the same L."""
     options = options or ColorizeOptions()
-    return recombine(L, predict_ab(model, L, options.render_factor, hints, options.mixed_precision))
+    return recombine(L, predict_ab(model, L, options.render_factor, hints, options.mixed_precision, options.decoding))
 
 
-def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_factor: int = DEFAULT_RENDER_FACTOR):
+def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_factor: int = DEFAULT_RENDER_FACTOR,
+             prior_correction: float | None = None, temperature: float | None = None):
     """Colorize a PIL image or a NumPy array; returns a PIL image of the same size.
 
     Arrays: ``(H, W)`` gray (uint8, uint16 or float in [0, 1]) or ``(H, W, 3|4)``
-    RGB(A) uint8. An RGBA input keeps its alpha.
+    RGB(A) uint8. An RGBA input keeps its alpha. ``prior_correction`` (0 vivid .. 1 safe)
+    and ``temperature`` override a classification model's decoding (None: its own).
     """
     from .weights import load_model
     if not isinstance(model, ColorModel):
@@ -106,7 +140,8 @@ def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_
     if not isinstance(image, Image.Image):
         raise TinctError(f"colorize() takes a PIL image or a NumPy array, not {type(image).__name__}")
     loaded = image_to_luminance(image)
-    rgb = colorize_luminance(model, loaded.L, ColorizeOptions(render_factor=render_factor))
+    decoding = decoding_for(model, temperature, prior_correction)
+    rgb = colorize_luminance(model, loaded.L, ColorizeOptions(render_factor=render_factor, decoding=decoding))
     out = Image.fromarray(rgb, "RGB")
     if loaded.alpha is not None:
         out.putalpha(Image.fromarray(loaded.alpha, "L"))

@@ -1,12 +1,8 @@
-"""Colorize options that depend on the model: several samples from a noisy model, how bins decode to ab.
+"""Several colorizations of one photo from a model with noise inputs (dcgan).
 
 ``tinct colorize --samples K`` writes ``NAME_0 .. NAME_{K-1}`` beside where
 ``NAME`` would go, sample k drawn with the model's noise seed k (so a rerun
-gives the same K images and skips finished ones). ``--temperature T`` sets the
-annealed mean of a classification model (1: the mean, toward 0: the mode);
-``--prior-correction C`` divides the bin probabilities by the training
-rebalancing weights to the power C (0: as trained, more vivid and riskier;
-1: undoes the rebalancing, the calibrated and grayer answer).
+gives the same K images and skips finished ones).
 """
 from __future__ import annotations
 
@@ -16,25 +12,6 @@ import torch
 from .batch import Job, colorize_paths
 from .errors import TinctError
 from .pipeline import ColorizeOptions, predict_ab
-
-
-def set_decoding(model, temperature: float | None = None, prior_correction: float | None = None) -> None:
-    """Override a classification model's annealed-mean temperature and/or prior correction (None: keep)."""
-    given = [f for f, v in (("--temperature", temperature), ("--prior-correction", prior_correction)) if v is not None]
-    if not given:
-        return
-    if not hasattr(model, "config"):
-        raise TinctError(f"{given[0]} cannot change an ONNX export: its decoding is inside the graph")
-    if getattr(model.config, "head", None) != "classification":
-        raise TinctError(f"{given[0]} applies to classification models; {model.name} regresses ab directly")
-    if temperature is not None:
-        if not temperature > 0:
-            raise TinctError(f"--temperature must be > 0, got {temperature}")
-        model.config.temperature = float(temperature)
-    if prior_correction is not None:
-        if not 0 <= prior_correction <= 1:
-            raise TinctError(f"--prior-correction must be in [0, 1], got {prior_correction}")
-        model.config.prior_correction = float(prior_correction)
 
 
 def require_stochastic(model) -> None:

@@ -91,8 +91,8 @@ def guided_ab(L: np.ndarray, g: GuidedOptions, model=None, options: ColorizeOpti
             h, w = working_size(H, W, options.render_factor, model.stride)
             t = hints_tensor(hints, h, w)
         if palette is not None:
-            return predict_ab_palette(model, L, palette, options.render_factor, hints=t)
-        return predict_ab(model, L, options.render_factor, hints=t)
+            return predict_ab_palette(model, L, palette, options.render_factor, hints=t, decoding=options.decoding)
+        return predict_ab(model, L, options.render_factor, hints=t, decoding=options.decoding)
     if g.method == "levin":
         ab = solve_levin(L, hints, g.levin)
     elif g.method == "transfer":

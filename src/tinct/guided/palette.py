@@ -67,7 +67,8 @@ def palette_prior(centers: torch.Tensor, palette: np.ndarray, options: PaletteOp
 
 @torch.no_grad()
 def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor: int,
-                       hints: torch.Tensor | None = None, options: PaletteOptions | None = None) -> torch.Tensor:
+                       hints: torch.Tensor | None = None, options: PaletteOptions | None = None,
+                       decoding=None) -> torch.Tensor:
     """Like ``pipeline.predict_ab`` with the palette prior: ``L`` ``(H, W)`` -> ab ``(1, 2, h, w)``."""
     options = options or PaletteOptions()
     config = getattr(model, "config", None)
@@ -80,4 +81,4 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
     out = model(L_small.to(device), None if hints is None else hints.to(device))
     logits = out["logits"].float()
     logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
-    return model.decode(logits, L_small.shape[-2:]).cpu()
+    return model.decode(logits, L_small.shape[-2:], decoding).cpu()

@@ -41,6 +41,18 @@ class BaseConfig:
     hint_channels: int = 0       # 0, or 3 for user color points (ab + mask)
 
 
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How a classification head's bins become ab for one call; None keeps the model's own setting.
+
+    ``temperature``: annealed mean, 1 = the mean, toward 0 = the mode. ``prior_correction`` in [0, 1]:
+    divides the bin probabilities by the training rebalancing weights to this power (0 = vivid as
+    trained, 1 = calibrated and grayer).
+    """
+    temperature: float | None = None
+    prior_correction: float | None = None
+
+
 class ColorModel(nn.Module):
     name = "base"
     stride = 1
@@ -70,15 +82,22 @@ class ColorModel(nn.Module):
         self.bin_centers.copy_(torch.as_tensor(centers))
         self.bin_weights.copy_(torch.as_tensor(weights))
 
-    def decode_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Classification logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)``: prior correction, then annealed mean."""
-        if self.config.prior_correction:
-            logits = logits - self.config.prior_correction * torch.log(self.bin_weights)[None, :, None, None]
-        return bins.annealed_mean(logits, self.bin_centers, self.config.temperature)
+    def decode_logits(self, logits: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
+        """Classification logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)``: prior correction, then annealed mean.
 
-    def decode(self, logits: torch.Tensor, size) -> torch.Tensor:
+        ``decoding`` overrides the config's temperature and prior correction for this call only (a model
+        shared by server threads is never mutated).
+        """
+        decoding = decoding or Decoding()
+        correction = self.config.prior_correction if decoding.prior_correction is None else decoding.prior_correction
+        temperature = self.config.temperature if decoding.temperature is None else decoding.temperature
+        if correction:
+            logits = logits - correction * torch.log(self.bin_weights)[None, :, None, None]
+        return bins.annealed_mean(logits, self.bin_centers, temperature)
+
+    def decode(self, logits: torch.Tensor, size, decoding: Decoding | None = None) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, *size)``: ``decode_logits``, then bilinear up to the input size."""
-        ab = self.decode_logits(logits)
+        ab = self.decode_logits(logits, decoding)
         if ab.shape[-2:] != tuple(size):
             ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
         return ab

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import TinctError
-from ..pipeline import DEFAULT_RENDER_FACTOR
+from ..pipeline import DEFAULT_RENDER_FACTOR, decoding_for
 from . import work
 from .errors import RequestError
 from .limits import BodyLimit
@@ -33,7 +33,7 @@ from .pool import InferencePool, PoolFull
 from .store import ModelStore
 
 STATIC_DIR = Path(__file__).parent / "static"
-COLORIZE_FIELDS = {"image", "model", "render_factor", "hints"}
+COLORIZE_FIELDS = {"image", "model", "render_factor", "hints", "prior_correction"}
 log = logging.getLogger("tinct.serve")
 
 # The page loads only its own files: no CDN, no inline script, images from blob: URLs it made.
@@ -134,6 +134,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         render_factor: int | None = Form(None, description="Working resolution = factor x 16 px"),
         hints: str | None = Form(None, description='Color points, JSON: [{"x": 10, "y": 20, "color": '
                                                    '"#c03020", "radius": 4}, ...] in photo pixels'),
+        prior_correction: float | None = Form(None, description="Classification models: 0 = bold colors as "
+                                              "trained, 1 = safe and grayer (default: the model's own)"),
     ):
         unknown = sorted(set((await request.form()).keys()) - COLORIZE_FIELDS)
         if unknown:  # a misspelt or unsupported field (e.g. a reference photo) is an error, not silently ignored
@@ -145,11 +147,12 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             name, net = store.get(model or None)
         except KeyError:
             raise RequestError(400, f"unknown model {model!r}; choose one of {', '.join(store.names)}") from None
+        decoding = decoding_for(net, prior_correction=prior_correction)  # bad value or model: 400, one line
         points = work.parse_points(hints, config.max_points)
         data = await image.read()
         work.open_upload(data, "image", config.max_pixels).close()  # refuse non-images before queueing
         job = work.Job(image=data, model=net, model_name=name, render_factor=rf, points=points,
-                       max_pixels=config.max_pixels)
+                       max_pixels=config.max_pixels, decoding=decoding)
         try:
             result = await pool.submit(work.run, job)
         except PoolFull:

@@ -24,6 +24,7 @@ class ModelInfo:
     hints: bool          # takes user color points
     trained_on: str
     steps: int
+    prior_correction: float | None = None  # classification heads: the model's own (0 bold .. 1 safe)
 
 
 class ModelStore:
@@ -86,6 +87,8 @@ def _read_info(name: str, path: Path) -> ModelInfo:
         steps = int(meta.get("steps") or 0)
     except ValueError:
         steps = 0
-    return ModelInfo(name=name, family=meta.get("model", "?"), head=str(config.get("head", "regression")),
+    head = str(config.get("head", "regression"))
+    return ModelInfo(name=name, family=meta.get("model", "?"), head=head,
                      hints=bool(config.get("hint_channels", 0)), trained_on=meta.get("trained_on", ""),
-                     steps=steps)
+                     steps=steps, prior_correction=(float(config.get("prior_correction") or 0.0)
+                                                    if head == "classification" else None))

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import TinctError
 from ..io import image_to_luminance
-from ..models.base import ColorModel
+from ..models.base import ColorModel, Decoding
 from ..pipeline import ColorizeOptions, colorize_luminance, working_size
 from .errors import RequestError
 from .points import points_tensor
@@ -37,6 +37,7 @@ class Job:
     render_factor: int
     points: list | None
     max_pixels: int
+    decoding: Decoding | None = None   # per-request prior correction; the shared model is never mutated
 
 
 @dataclass
@@ -105,7 +106,8 @@ def run(job: Job) -> Result:
                                     "points; choose a model with hints support (see /api/models)")
         h, w = working_size(H, W, job.render_factor, job.model.stride)
         hints = points_tensor(job.points, (H, W), h, w)
-    rgb = colorize_luminance(job.model, loaded.L, ColorizeOptions(render_factor=job.render_factor), hints)
+    options = ColorizeOptions(render_factor=job.render_factor, decoding=job.decoding)
+    rgb = colorize_luminance(job.model, loaded.L, options, hints)
     return Result(png=encode_png(rgb, loaded.alpha), width=W, height=H, seconds=time.perf_counter() - start)
 
 

@@ -32,7 +32,8 @@ from tqdm import tqdm
 from ..errors import TinctError
 from ..io import SAVE_FORMATS, atomic_path, remove_stale_parts
 from ..models.base import ColorModel
-from ..pipeline import recombine, shrink_luminance, working_size
+from ..models.base import Decoding
+from ..pipeline import network_ab, recombine, shrink_luminance, working_size
 from .options import VideoOptions
 from .sink import (CONTAINERS, FrameWriter, SegmentWriter, check_audio_copy, concat_segments,
                    pick_codec)
@@ -54,8 +55,10 @@ class VideoResult:
 class FrameColorizer:
     """The network part: full-resolution L frames -> working-size L and predicted ab, a batch at a time."""
 
-    def __init__(self, model: ColorModel, height: int, width: int, render_factor: int):
+    def __init__(self, model: ColorModel, height: int, width: int, render_factor: int,
+                 decoding: Decoding | None = None):
         self.model = model
+        self.decoding = decoding
         self.H, self.W = height, width
         self.h, self.w = working_size(height, width, render_factor, model.stride)
         params = next(model.parameters(), None) if hasattr(model, "parameters") else None
@@ -66,7 +69,7 @@ class FrameColorizer:
         """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32."""
         L = torch.from_numpy(np.stack(Ls).astype(np.float32, copy=False))[:, None]
         small = shrink_luminance(L, (self.h, self.w))
-        ab = self.model(small.to(self.device))["ab"].float().cpu()
+        ab = network_ab(self.model, small.to(self.device), decoding=self.decoding).float().cpu()
         return small[:, 0].numpy(), ab.numpy()
 
 
@@ -82,9 +85,10 @@ def batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 
 def stabilised_frames(model: ColorModel, frames: Iterable[np.ndarray], height: int, width: int,
-                      render_factor: int, stabilizers: list[Stabilizer], batch: int = 8):
+                      render_factor: int, stabilizers: list[Stabilizer], batch: int = 8,
+                      decoding: Decoding | None = None):
     """Yield, per frame, ``(L, [ab_small for each stabiliser])``; the network runs once for all stabilisers."""
-    net = FrameColorizer(model, height, width, render_factor)
+    net = FrameColorizer(model, height, width, render_factor, decoding)
     for Ls in batched(frames, max(1, batch)):
         small, ab = net.predict(Ls)
         for j, L in enumerate(Ls):
@@ -129,7 +133,7 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
     try:
         frames = source.frames(start)
         for L, (ab,) in stabilised_frames(model, frames, info.height, info.width, options.render_factor,
-                                          [stab], options.batch):
+                                          [stab], options.batch, options.decoding):
             if writer is None:
                 writer = _open_segment(work, seg, dest, info, options, frames_out)
             if stab.cut:
@@ -235,6 +239,7 @@ def _fingerprint(model: ColorModel, source: VideoSource, options: VideoOptions, 
     """Everything that decides the output's pixels: a work folder made under other values is not reused."""
     h = hashlib.sha1()
     if hasattr(model, "state_dict"):
+        h.update(json.dumps(asdict(model.config), sort_keys=True).encode())  # its own decoding settings too
         for k, v in model.state_dict().items():
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())

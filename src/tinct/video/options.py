@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..io import DEFAULT_MAX_PIXELS
+from ..models.base import Decoding
 from ..pipeline import DEFAULT_RENDER_FACTOR
 
 DEFAULT_TEMPORAL = 0.8  # weight of colors carried along the flow: an average over about 1 / (1 - 0.8) = 5 frames
@@ -28,6 +29,7 @@ class EncodeOptions:
 @dataclass
 class VideoOptions:
     render_factor: int = DEFAULT_RENDER_FACTOR
+    decoding: Decoding | None = None     # classification models: temperature / prior correction for this run
     temporal: float = DEFAULT_TEMPORAL   # 0 = frame by frame
     flow: str = "dis"
     batch: int = 4                 # frames per network call (the classifier head's logits dominate memory)

@@ -7,6 +7,7 @@ const els = {
   drop: $("drop"), file: $("file"), viewer: $("viewer"), frame: $("frame"), before: $("before"), after: $("after"),
   points: $("points"), divider: $("divider"), tagAfter: $("tagAfter"), busy: $("busy"), busyText: $("busyText"),
   model: $("model"), modelInfo: $("modelInfo"), rf: $("rf"), rfOut: $("rfOut"), pointsCard: $("pointsCard"),
+  pc: $("pc"), pcOut: $("pcOut"), pcField: $("pcField"),
   pointColor: $("pointColor"), pointsHelp: $("pointsHelp"), pointList: $("pointList"), clearPoints: $("clearPoints"),
   download: $("download"), newPhoto: $("newPhoto"), status: $("status"), error: $("error"), help: $("help"),
 };
@@ -60,6 +61,13 @@ function describeModel() {
   if (!m) return;
   const trained = m.steps ? `${m.steps.toLocaleString()} training steps` : "untrained";
   els.modelInfo.textContent = `${m.family}, ${m.head} head, ${trained}.`;
+  // bold <-> safe: the prior correction of a classification head, starting at the model's own
+  const bins = m.prior_correction !== null && m.prior_correction !== undefined;
+  els.pcField.hidden = !bins;
+  if (bins) {
+    els.pc.value = m.prior_correction;
+    els.pcOut.textContent = Number(els.pc.value).toFixed(2);
+  }
   const ok = m.hints;
   els.pointsCard.classList.toggle("disabled", !ok);
   els.pointColor.disabled = !ok;
@@ -209,6 +217,7 @@ async function colorize() {
   body.append("image", state.file, state.file.name || "photo");
   if (els.model.value) body.append("model", els.model.value);
   body.append("render_factor", els.rf.value);
+  if (!els.pcField.hidden) body.append("prior_correction", els.pc.value);
   const hints = hintsJson();
   if (hints) body.append("hints", hints);
 
@@ -281,6 +290,8 @@ function setDownload(url) {
 els.model.addEventListener("change", () => { describeModel(); colorize(); });
 els.rf.addEventListener("input", () => { els.rfOut.textContent = els.rf.value; });
 els.rf.addEventListener("change", () => colorize());
+els.pc.addEventListener("input", () => { els.pcOut.textContent = Number(els.pc.value).toFixed(2); });
+els.pc.addEventListener("change", () => colorize());
 
 // ---------------------------------------------------------------- before/after divider
 function setPos(pct) {

@@ -184,3 +184,16 @@ def test_prior_correction_flag_trades_color_for_safety(tmp_path, tiny_model_path
         r = run_cli("colorize", src, "-o", tmp_path / "x.png", *args)
         assert r.returncode != 0 and not (tmp_path / "x.png").exists()
         assert len(r.stderr.strip().splitlines()) <= 3 and "Traceback" not in r.stderr
+
+
+def test_api_decoding_overrides_are_checked_and_leave_the_model_alone(model):
+    gray = Image.fromarray(gradient_photo(48, 48)).convert("L")
+    with pytest.raises(TinctError, match="classification models"):
+        tinct.colorize(gray, model=model, prior_correction=0.5)  # a regression U-Net has no bins
+    default = load_model("default")
+    own = default.config.prior_correction
+    with pytest.raises(TinctError, match=r"\[0, 1\]"):
+        tinct.colorize(gray, model=default, prior_correction=-0.1)
+    safe = np.asarray(tinct.colorize(gray, model=default, prior_correction=1.0))
+    assert default.config.prior_correction == own
+    assert not np.array_equal(safe, np.asarray(tinct.colorize(gray, model=default)))

@@ -43,7 +43,8 @@ def models_cmd():
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this.")
 @click.option("--trust-pickle", is_flag=True, help="Allow a pickle .pt/.pth model (loaded with weights_only).")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=None,
-              help="Classification models: annealed-mean temperature (1 = mean, toward 0 = mode; default 0.38).")
+              help="Classification models: annealed-mean temperature (1 = mean, toward 0 = mode; "
+                   "default: the model's own).")
 @click.option("--prior-correction", type=click.FloatRange(0, 1), default=None,
               help="Classification models: 0 = vivid (colors as trained, rare ones boosted), 1 = calibrated and "
                    "grayer; default: the model's own (see README).")

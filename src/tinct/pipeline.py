@@ -23,7 +23,7 @@ from .errors import TinctError
 from .io import DEFAULT_MAX_PIXELS, LoadedImage, image_to_luminance, load_image, save_image
 from .models.base import ColorModel, Decoding
 
-DEFAULT_RENDER_FACTOR = 16
+DEFAULT_RENDER_FACTOR = 10
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tinct.color import rgb_to_lab
 from tinct.data import find_images
 from tinct.evaluate import color_truths, gray_rgb, training_prior
 from tinct.metrics import score_image
+from tinct.models.base import Decoding
 from tinct.pipeline import recombine, working_luminance
 from tinct.weights import load_model
 
@@ -57,8 +58,7 @@ def sweep_factor(model, photos, rf: int, decodings: list[tuple[float, float]], p
         out = model(L_small)
         for i, (T, c) in enumerate(decodings):
             if classifier:
-                model.config.temperature, model.config.prior_correction = T, c
-                ab = model.decode(out["logits"], L_small.shape[-2:])
+                ab = model.decode(out["logits"], L_small.shape[-2:], Decoding(T, c))
             else:
                 ab = out["ab"]
             rgb = recombine(L, ab)

@@ -74,8 +74,8 @@ def models_cmd():
 @click.option("--palette", default=None,
               help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
 def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
-                 prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None, crf=18, fps=None,
-                 segment_frames=300, method=None, hints=None, reference=None, palette=None):
+                 prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None,
+                 crf=18, fps=None, segment_frames=300, method=None, hints=None, reference=None, palette=None):
     """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
 
     Films too: `tinct colorize film.mp4 -o color.mp4` (audio kept), numbered frames in (a folder, or

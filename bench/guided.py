@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tinct.color import lab_to_rgb, rgb_to_lab  # noqa: E402
+from tinct.color import rgb_to_lab  # noqa: E402
 from tinct.data import colorfulness, find_images  # noqa: E402
+from tinct.evaluate import gray_rgb, load_truth, square_tile  # noqa: E402
 from tinct.guided.colorize import GuidedOptions, guided_ab  # noqa: E402
 from tinct.guided.levin import solve_levin  # noqa: E402
 from tinct.guided.palette import palette_from_lab  # noqa: E402
@@ -49,6 +50,7 @@ from tinct.weights import load_model, resolve_model_path  # noqa: E402
 
 VAL = ROOT.parent / "shared" / "data" / "val" / "imagenette-val500"
 OUT = ROOT / "bench" / "results"
+TILE = 128  # grid thumbnail side, px
 
 
 def simulate_strokes(shape: tuple[int, int], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,11 +69,6 @@ def simulate_strokes(shape: tuple[int, int], n: int, rng: np.random.Generator) -
     return mask
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
-
-
 def is_color(rgb: np.ndarray) -> bool:
     return colorfulness(rgb) >= 5.0
 
@@ -82,7 +79,7 @@ def reference_for(path: Path, files_by_class: dict) -> Path:
     i = same.index(path)
     for k in range(1, len(same)):
         cand = same[(i + k) % len(same)]
-        if is_color(load_rgb(cand)):
+        if is_color(load_truth(cand)):
             return cand
     raise SystemExit(f"no color reference for {path}")
 
@@ -91,16 +88,6 @@ def score(ab: torch.Tensor, L: np.ndarray, truth: np.ndarray, true_lab: np.ndarr
     rgb = recombine(L, ab)
     lab = rgb_to_lab(rgb / 255.0)
     return {"auc": auc(ab_error(lab, true_lab)), "psnr": psnr(rgb, truth), "cf": colorfulness(rgb)}, rgb
-
-
-def gray_rgb(L: np.ndarray) -> np.ndarray:
-    lab = np.zeros(L.shape + (3,), np.float32)
-    lab[..., 0] = L
-    return (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
-
-
-def square(rgb: np.ndarray, tile: int = 128) -> np.ndarray:
-    return np.asarray(ImageOps.fit(Image.fromarray(rgb), (tile, tile), Image.Resampling.BICUBIC))
 
 
 def run(args) -> str:
@@ -124,23 +111,23 @@ def run(args) -> str:
         rows.setdefault(name, []).append(s)
         seconds.setdefault(name, []).append(t)
         if i < args.grid:
-            grid.setdefault(name, []).append(square(rgb))
+            grid.setdefault(name, []).append(square_tile(rgb, TILE))
 
     used = 0
     step = max(1, args.photos // args.grid)  # grid photos spread over the classes
     for i, path in enumerate(sample):
-        truth = load_rgb(path)
+        truth = load_truth(path)
         if not is_color(truth):
             continue  # a gray truth has no colors to give or score
         true_lab = rgb_to_lab(truth / 255.0)
         L = true_lab[..., 0]
-        ref_lab = rgb_to_lab(load_rgb(reference_for(path, files_by_class)) / 255.0)
+        ref_lab = rgb_to_lab(load_truth(reference_for(path, files_by_class)) / 255.0)
         shown = used % step == 0 and len(grid.get("truth", [])) < args.grid
         g_i = len(grid.get("truth", [])) if shown else args.grid  # index in the grid, or past its end
         used += 1
         if shown:
-            grid.setdefault("gray", []).append(square(gray_rgb(L)))
-            grid.setdefault("truth", []).append(square(truth))
+            grid.setdefault("gray", []).append(square_tile(gray_rgb(L), TILE))
+            grid.setdefault("truth", []).append(square_tile(truth, TILE))
         for name, g in (("automatic", GuidedOptions()), ("transfer", GuidedOptions(method="transfer")),
                         ("welsh", GuidedOptions(method="welsh")),
                         ("deep-colorization", GuidedOptions(method="deep-colorization"))):
@@ -167,7 +154,7 @@ def run(args) -> str:
             if g_i < args.grid and n == grid_n:
                 strokes = gray_rgb(L).copy()
                 strokes[mask] = truth[mask]
-                grid.setdefault(f"{n} strokes", []).append(square(strokes))
+                grid.setdefault(f"{n} strokes", []).append(square_tile(strokes, TILE))
             for name, g in ((f"deep+hints {n}", GuidedOptions()), (f"levin {n}", GuidedOptions(method="levin"))):
                 t = time.perf_counter()
                 ab = guided_ab(L, g, model, opts, hints=hints)
@@ -241,7 +228,7 @@ def report(args, rows, seconds, grid, counts, used, grid_n) -> str:
 
 def levin_4mp() -> str:
     path = find_images(VAL)[0]
-    big = np.asarray(Image.fromarray(load_rgb(path)).resize((2000, 2000), Image.Resampling.BICUBIC))
+    big = np.asarray(Image.fromarray(load_truth(path)).resize((2000, 2000), Image.Resampling.BICUBIC))
     lab = rgb_to_lab(big / 255.0)
     L = lab[..., 0]
     mask = simulate_strokes(L.shape, 12, np.random.default_rng(0))

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from tinct.color import rgb_to_lab
 from tinct.data import find_images
 from tinct.evaluate import GRAY_FLOOR, color_truths, gray_rgb, square_tile, training_prior
-from tinct.metrics import score_image
+from tinct.metrics import mean_scores, score_rgb
 from tinct.pipeline import ColorizeOptions, colorize_luminance
 from tinct.report import image_grid
 from tinct.sampling import mean_pairwise_distance, sample_ab
@@ -144,11 +144,10 @@ def evaluate_model(model, truths, prior, grid_n: int, tile: int, diversity_n: in
     desc = f"scoring {model.name if model is not None else 'gray'}"
     for i, (L, true_lab, truth) in enumerate(tqdm(truths, desc=desc, unit="img", leave=False)):
         rgb = gray_rgb(L) if model is None else colorize_luminance(model, L, opts)
-        s = score_image(rgb_to_lab(rgb / 255.0), true_lab, rgb, truth, L, prior)
-        scores.append(s)
+        scores.append(score_rgb(rgb, true_lab, truth, prior))
         if i < grid_n:
             tiles.append(square_tile(rgb, tile))
-    mean = {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+    mean = mean_scores(scores)
     mean["colorfulness_ratio"] = mean["colorfulness"] / max(mean["colorfulness_true"], 1e-6)
     if getattr(model, "stochastic", False):
         mean["diversity"] = float(np.mean([mean_pairwise_distance(sample_ab(model, L, 3, render_factor))

@@ -14,14 +14,13 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from tinct.color import rgb_to_lab
 from tinct.data import find_images
 from tinct.evaluate import color_truths, gray_rgb, training_prior
-from tinct.metrics import score_image
+from tinct.metrics import mean_scores, score_rgb
 from tinct.models.base import Decoding
 from tinct.pipeline import recombine, working_luminance
 from tinct.weights import load_model
@@ -29,15 +28,6 @@ from tinct.weights import load_model
 VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "val" / "imagenette-val500"
 HEADER = ("| render factor | working side px | temperature | prior correction | AuC % | AuC rebal. % | PSNR dB "
           "| colorfulness ratio | ms/photo |\n|---|---|---|---|---|---|---|---|---|")
-
-
-def mean_scores(scores: list[dict]) -> dict:
-    return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
-
-
-def score_gray(lab: np.ndarray, truth: np.ndarray, prior) -> dict:
-    gray = gray_rgb(lab[..., 0])
-    return score_image(rgb_to_lab(gray / 255.0), lab, gray, truth, lab[..., 0], prior)
 
 
 def row(label: str, m: dict, ms: str = "") -> str:
@@ -64,7 +54,7 @@ def sweep_factor(model, photos, rf: int, decodings: list[tuple[float, float]], p
             rgb = recombine(L, ab)
             if i == 0:
                 seconds += time.perf_counter() - t0
-            scores[(T, c)].append(score_image(rgb_to_lab(rgb / 255.0), lab, rgb, truth, L, prior))
+            scores[(T, c)].append(score_rgb(rgb, lab, truth, prior))
     ms = f"{seconds / len(photos) * 1000:.0f}"
     return [row(f"{rf} | {rf * 16} | {T} | {c}", mean_scores(scores[(T, c)]), ms) for T, c in decodings]
 
@@ -90,7 +80,8 @@ def main():
     temps = args.temperatures or [model.config.temperature]
     corrections = args.corrections or [getattr(model.config, "prior_correction", 0.0)]
     decodings = [(T, c) for T in temps for c in corrections]
-    rows = [row("gray floor | | | ", mean_scores([score_gray(lab, truth, prior) for lab, truth in photos]))]
+    floor = [score_rgb(gray_rgb(lab[..., 0]), lab, truth, prior) for lab, truth in photos]
+    rows = [row("gray floor | | | ", mean_scores(floor))]
     for rf in args.factors:
         rows += sweep_factor(model, photos, rf, decodings, prior)
     table = HEADER + "\n" + "\n".join(rows)

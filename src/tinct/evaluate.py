@@ -19,7 +19,7 @@ from .color import rgb_to_lab
 from .data import colorfulness, find_images
 from .errors import TinctError
 from .io import atomic_path
-from .metrics import score_image
+from .metrics import score_rgb
 from .pipeline import DEFAULT_RENDER_FACTOR, colorize_luminance, ColorizeOptions
 from .report import image_grid
 from .weights import WEIGHTS_DIR, load_model
@@ -82,7 +82,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
         for name, model in models.items():
             outputs[name] = colorize_luminance(model, L, opts)
         for name, rgb in outputs.items():
-            s = score_image(rgb_to_lab(rgb / 255.0), true_lab, rgb, truth, L, prior)
+            s = score_rgb(rgb, true_lab, truth, prior)
             s["colorfulness_ratio"] = s["colorfulness"] / max(s["colorfulness_true"], 1e-6)
             rows.append({"image": str(path), "model": name, **s})
             if i <= cfg.grid_images:

@@ -13,6 +13,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from . import bins
+from .color import rgb_to_lab
 from .data import colorfulness  # noqa: F401  (re-exported: a metric too)
 
 AUC_THRESHOLDS = np.arange(0, 151, 1.0)
@@ -73,3 +74,13 @@ def score_image(pred_lab: np.ndarray, true_lab: np.ndarray, pred_rgb: np.ndarray
         "luminance_drift": float(np.abs(pred_lab[..., 0] - input_L).mean()),
     }
     return out
+
+
+def score_rgb(rgb: np.ndarray, true_lab: np.ndarray, true_rgb: np.ndarray, prior_hist: np.ndarray | None) -> dict:
+    """``score_image`` of an 8-bit output ``rgb`` ``(H, W, 3)`` colorized from the truth's own L."""
+    return score_image(rgb_to_lab(rgb / 255.0), true_lab, rgb, true_rgb, true_lab[..., 0], prior_hist)
+
+
+def mean_scores(scores: list[dict]) -> dict:
+    """Per-key mean of ``score_image`` dicts (NaN entries ignored)."""
+    return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}

@@ -34,7 +34,7 @@ from .data import (ImageCache, build_cache, center_resize, find_images, random_c
                    to_lab_batch)
 from .errors import TinctError
 from .io import atomic_path
-from .metrics import score_image
+from .metrics import mean_scores, score_image
 from .models import create_model, model_class
 from .weights import load_model, save_model
 
@@ -310,7 +310,7 @@ class Trainer:
                 s["val_loss"] = float(losses["loss"])
                 scores.append(s)
         self.model.train()
-        mean = {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+        mean = mean_scores(scores)
         self._save_grid(rgb[:8].numpy(), np.concatenate(preds)[:8])
         return {"val_loss": mean["val_loss"], "val_auc": mean["auc"], "val_auc_rebal": mean["auc_rebal"],
                 "val_psnr": mean["psnr"],

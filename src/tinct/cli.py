@@ -142,6 +142,8 @@ def plan_or_fail(inputs, out):
 @click.option("--init", default=None, help="Start from these weights (a model file) instead of random.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--warmup", type=click.IntRange(0), default=200, show_default=True,
+              help="Linear learning-rate warm-up steps (at most a fifth of the run), then cosine decay.")
 @click.option("--val-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=250, show_default=True)
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
@@ -156,7 +158,7 @@ def plan_or_fail(inputs, out):
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: DDP over all processes (--batch is per process); rank 0 writes the run.")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
-              val_every, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
+              val_every, warmup, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
               options=(), distributed=False):
     """Train a colorization model on folders of color photos."""
     from .models import model_class
@@ -172,7 +174,7 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
         raise TinctError("say how long to train: --steps N or --epochs N")
     cfg = TrainConfig(model=model_name, model_options=opts, data=list(data), val=val, out=out, steps=steps,
                       epochs=epochs, size=size, batch=batch, lr=lr, init=init, resume=resume, seed=seed,
-                      val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
+                      warmup=warmup, val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
                       schedule=schedule, backbone_weights=backbone_weights, distributed=distributed)
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0" or not distributed:

@@ -130,6 +130,16 @@ def lab_to_rgb_t(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     return rgb.clamp(0.0, 1.0) if clip else rgb
 
 
+def luminance_to_gray_t(L: torch.Tensor) -> torch.Tensor:
+    """L ``(B, 1, H, W)`` in [0, 100] -> the sRGB gray level ``(B, 1, H, W)`` in [0, 1] with that lightness.
+
+    Exact: the gray photo R = G = B = this value has Lab (L, 0, 0). Differentiable.
+    """
+    fy = (L + 16.0) / 116.0
+    y = torch.where(fy ** 3 > _EPS, fy ** 3, (116.0 * fy - 16.0) / _KAPPA).clamp(0.0, 1.0)
+    return torch.where(y > 0.0031308, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y)
+
+
 def rgb_to_yuv_t(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB ``(B, 3, H, W)`` -> YUV (BT.601) ``(B, 3, H, W)``."""
     return _apply(RGB_TO_YUV, rgb)

@@ -25,6 +25,11 @@ from .color import rgb_to_lab_t
 from .errors import TinctError
 from .io import atomic_path
 
+def default_cache_dir() -> Path:
+    """Where decoded photo caches and converted weights go: ``$TINCT_CACHE`` or ``~/.cache/tinct``."""
+    return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct"))
+
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 
 

@@ -30,17 +30,13 @@ from tqdm import tqdm
 
 from . import bins, distributed
 from .color import lab_to_rgb_t
-from .data import (ImageCache, build_cache, center_resize, find_images, random_crops, split_files,
-                   to_lab_batch)
+from .data import (ImageCache, build_cache, center_resize, default_cache_dir, find_images, random_crops,
+                   split_files, to_lab_batch)
 from .errors import TinctError
 from .io import atomic_path
 from .metrics import mean_scores, score_image
 from .models import create_model, model_class
 from .weights import load_model, save_model
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct"))
 
 
 @dataclass
@@ -165,6 +161,7 @@ class Trainer:
         if cfg.steps is None and cfg.epochs is None:
             raise TinctError("say how long to train: --steps N or --epochs N")
         self.total_steps = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * self.per_epoch))
+        self.warmup = min(cfg.warmup, self.total_steps // 5)  # a short run still reaches its learning rate
         self.ab_hist = ab_histogram_of(self.train_data)
 
     def _prepare_model(self):
@@ -174,8 +171,8 @@ class Trainer:
             self.model, self.step, optim_state = self._read_checkpoint()
         else:
             optim_state = None
-            if cfg.init:
-                self.model = load_model(cfg.init).train()
+            if cfg.init:  # --option values given with --init change the loaded config (refused if shapes change)
+                self.model = load_model(cfg.init, overrides=cfg.model_options).train()
             else:
                 opts = dict(cfg.model_options)
                 fixed = getattr(model_class(cfg.model), "fixed_bins", False)  # eccv16: the paper's 313 classes
@@ -199,7 +196,8 @@ class Trainer:
         else:
             if cfg.schedule != "standard":
                 raise TinctError(f"--schedule {cfg.schedule} needs a GAN model (pix2pix, dcgan), not {cfg.model}")
-            self.optims = {"": torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+            self.optims = {"": torch.optim.Adam(self.model.parameter_groups(), lr=cfg.lr,
+                                                weight_decay=cfg.weight_decay)}
         self.optim = next(iter(self.optims.values()))
         if optim_state:
             self._load_optim(optim_state)
@@ -250,7 +248,7 @@ class Trainer:
         while self.step < min(self.total_steps, stop_at or self.total_steps):
             for optim in self.optims.values():
                 for group in optim.param_groups:
-                    group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, cfg.warmup)
+                    group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, self.warmup) * group.get("lr_scale", 1.0)
             L, ab, hints = distributed.to_device(self.batch(self.step), self.ctx.device)
             if hasattr(self.model, "train_step"):
                 losses = self.model.train_step((L, ab, hints), self.step, self.optims)
@@ -258,7 +256,7 @@ class Trainer:
                 losses = self.loss_fn(L, ab, hints)
                 self.optim.zero_grad(set_to_none=True)
                 losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 5.0)
                 self.optim.step()
             self.step += 1
             seen += L.shape[0] * self.ctx.world

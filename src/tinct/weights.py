@@ -64,13 +64,15 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool = False,
-               device: str | torch.device = "cpu") -> ColorModel:
+               device: str | torch.device = "cpu", overrides: dict | None = None) -> ColorModel:
     """Rebuild a model from its file, in eval mode. Safetensors only, unless ``trust_pickle``.
 
     Everything is checked before weights are read: the header (format, model name,
     config keys and value types) and every tensor's name, shape and dtype, against
     the network the config describes (built on the meta device, so a hostile config
-    cannot make us allocate). Any mismatch is a one-line ``TinctError``.
+    cannot make us allocate). Any mismatch is a one-line ``TinctError``. ``overrides``
+    replaces config options (fine-tuning: freezing, decoding); one that changes a
+    tensor's shape is refused by the same checks.
     """
     path = resolve_model_path(name_or_path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -86,6 +88,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool
         config = json.loads(meta["config"])
     except json.JSONDecodeError:
         raise TinctError(f"{path}: model header 'config' is not valid JSON") from None
+    if overrides and isinstance(config, dict):
+        config = {**config, **overrides}
     name = meta["model"]
     with safe_open(str(path), framework="pt") as f:
         found = {k: (tuple(f.get_slice(k).get_shape()), _SAFETENSORS_FLOAT.get(f.get_slice(k).get_dtype(), False))

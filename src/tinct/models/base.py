@@ -105,6 +105,10 @@ class ColorModel(nn.Module):
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups; each ``lr_scale`` multiplies the scheduled learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         x = L / 50.0 - 1.0
         if self.config.hint_channels:

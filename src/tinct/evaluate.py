@@ -2,12 +2,15 @@
 
 Writes into the report folder: ``report.md`` (mean scores per model, the gray
 floor first), ``scores.csv`` (one row per photo and model), ``summary.csv`` and
-``grid.png`` (rows: gray, truth, then each model).
+``grid.png`` (rows: gray, truth, then each model). With the ``tinct[pretrained]``
+extra it adds the semantic measures of ``semantic.py`` (ImageNet top-1 of an
+EfficientNet-Lite2 classifier on truth, gray and colorizations; FD-Lite2).
 """
 from __future__ import annotations
 
 import csv
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +25,15 @@ from .io import atomic_path
 from .metrics import score_rgb
 from .pipeline import DEFAULT_RENDER_FACTOR, colorize_luminance, ColorizeOptions
 from .report import image_grid
+from .semantic import FD_NAME, SEMANTIC_VARIANT, SemanticTally, load_classifier
 from .weights import WEIGHTS_DIR, load_model
 
 GRAY_FLOOR = "gray (floor)"
 METRICS = ["mae", "rmse", "psnr", "ssim", "auc", "auc_rebal", "colorfulness", "colorfulness_ratio",
            "luminance_drift"]
+# top-1 hit (1/0; blank where the photo's ImageNet class is unknown) on this version and on the truth;
+# summary: % of the photos with a known class. fd_lite2: against the truths (summary only). Blank when skipped.
+SEMANTIC = ["top1", "top1_truth"]
 
 
 @dataclass
@@ -39,6 +46,7 @@ class EvaluateConfig:
     grid_images: int = 8
     grid_tile: int = 160
     min_colorfulness: float = 5.0  # photos below this are already gray and are skipped (as in training)
+    semantic: bool = True  # ImageNet top-1 and FD-Lite2 (needs tinct[pretrained]; skipped with a note if absent)
 
 
 def training_prior() -> np.ndarray:
@@ -71,6 +79,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     models = {name: load_model(name) for name in cfg.models}
     prior = training_prior()
     opts = ColorizeOptions(render_factor=cfg.render_factor)
+    tally, semantic_note = _semantic_tally(cfg)
     rows, grid = [], {GRAY_FLOOR: [], **{m: [] for m in models}}
     grid_truth, grid_gray = [], []
     i = 0
@@ -81,9 +90,12 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
         outputs = {GRAY_FLOOR: gray_rgb(L)}
         for name, model in models.items():
             outputs[name] = colorize_luminance(model, L, opts)
+        hits = tally.add(path, {"truth": truth, **outputs}) if tally else {}
         for name, rgb in outputs.items():
             s = score_rgb(rgb, true_lab, truth, prior)
             s["colorfulness_ratio"] = s["colorfulness"] / max(s["colorfulness_true"], 1e-6)
+            if tally and not np.isnan(hits[name]):  # unknown class: blank in scores.csv
+                s["top1"], s["top1_truth"] = hits[name], hits["truth"]
             rows.append({"image": str(path), "model": name, **s})
             if i <= cfg.grid_images:
                 grid[name].append(square_tile(rgb, cfg.grid_tile))
@@ -93,8 +105,28 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     if not rows:
         raise TinctError("no color photos to evaluate (all unreadable or already gray)")
     summary = _summarise(rows)
+    if tally:
+        sem = tally.summary()
+        for name, m in summary.items():
+            m.update(top1=sem[name]["top1"], top1_truth=sem["truth"]["top1"], top1_images=sem[name]["top1_images"],
+                     fd_lite2=sem[name]["fd_lite2"])
+    else:
+        for m in summary.values():
+            m["semantic_note"] = semantic_note
     _write(cfg, rows, summary, [grid_gray, grid_truth] + [grid[m] for m in models], ["gray", "truth", *models])
     return summary
+
+
+def _semantic_tally(cfg: EvaluateConfig) -> tuple[SemanticTally | None, str]:
+    """The semantic measures' accumulator, or None and the one line that says why they are skipped."""
+    if not cfg.semantic:
+        return None, "semantic measures: off"
+    try:
+        return SemanticTally(load_classifier(SEMANTIC_VARIANT)), ""
+    except TinctError as e:  # the extra is optional: the other scores stand without it
+        note = f"semantic measures skipped: {e}"
+        print(f"tinct: {note}", file=sys.stderr)
+        return None, note
 
 
 def gray_rgb(L: np.ndarray) -> np.ndarray:
@@ -125,7 +157,7 @@ def _summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
 def _write(cfg: EvaluateConfig, rows, summary, grid_rows, grid_labels):
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    fields = ["image", "model", *METRICS, "colorfulness_true"]
+    fields = ["image", "model", *METRICS, "colorfulness_true", *SEMANTIC]
     with atomic_path(out / "scores.csv") as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -135,13 +167,33 @@ def _write(cfg: EvaluateConfig, rows, summary, grid_rows, grid_labels):
     with atomic_path(out / "summary.csv") as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["model", "images", *METRICS])
+            w.writerow(["model", "images", *METRICS, "top1_images", *SEMANTIC, "fd_lite2"])
             for name, m in summary.items():
-                w.writerow([name, m["images"], *[f"{m[k]:.4f}" for k in METRICS]])
+                sem = [m.get("top1_images", "")] + [_cell(m.get(k)) for k in [*SEMANTIC, "fd_lite2"]]
+                w.writerow([name, m["images"], *[f"{m[k]:.4f}" for k in METRICS], *sem])
     with atomic_path(out / "report.md") as tmp:
         Path(tmp).write_text(markdown_table(summary, cfg))
     if grid_rows[0]:
         image_grid(grid_rows, grid_labels, out / "grid.png")
+
+
+def _cell(value) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"
+
+
+def semantic_table(summary: dict) -> str:
+    """The semantic measures as markdown (truth, gray floor, models), or the one line saying why they are absent."""
+    first = next(iter(summary.values()))
+    if "top1" not in first:
+        return first.get("semantic_note", "semantic measures: not computed")
+    n = first["top1_images"]
+
+    def pct(v):
+        return "n/a" if np.isnan(v) else f"{v:.1f}"
+    lines = [f"| truth | {pct(first['top1_truth'])} | 0 |"]
+    lines += [f"| {name} | {pct(m['top1'])} | {m['fd_lite2']:.2f} |" for name, m in summary.items()]
+    return (f"| version | top-1 % ({n} photos of known class) | {FD_NAME} to truth |\n|---|---|---|\n"
+            + "\n".join(lines))
 
 
 def markdown_table(summary: dict, cfg: EvaluateConfig) -> str:
@@ -155,4 +207,12 @@ def markdown_table(summary: dict, cfg: EvaluateConfig) -> str:
             "Each photo is turned gray (its CIE L), colorized, and compared with the original. "
             "MAE/RMSE on 8-bit RGB; AuC of per-pixel ab error over thresholds 0..150; rebalanced AuC weights "
             "pixels by the inverse training prior of their true color; colorfulness after Hasler & Suesstrunk; "
-            "L drift = mean |L_out - L_in|.\n\n" + head + "\n".join(lines) + "\n\n![grid](grid.png)\n")
+            "L drift = mean |L_out - L_in|.\n\n" + head + "\n".join(lines) + "\n\n"
+            f"## Semantic measures ({SEMANTIC_VARIANT}, ImageNet)\n\n"
+            "Top-1 accuracy of an ImageNet classifier tinct's models were not trained against (Zhang et al. 2016's "
+            "semantic interpretability test), on the photos whose class is known from a synset id (nXXXXXXXX) in "
+            f"their folder or file name. {FD_NAME}: Frechet distance between Gaussians fitted to the classifier's "
+            "pooled 1280-d features of the truths and of each version (not FID: the features are Lite2's, not "
+            "Inception's). With fewer photos than 1280 the covariances are rank-deficient and the value depends on "
+            "the count: compare FD-Lite2 only between runs on the same photos.\n\n"
+            + semantic_table(summary) + "\n\n![grid](grid.png)\n")

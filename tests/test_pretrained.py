@@ -124,7 +124,8 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
         main(["train", "--model", "encoder-decoder", "--option", "backbone=efficientnet-lite0", "--backbone-weights",
               "imagenet", "--data", str(photos), "--out", str(tmp_path / "run"), "--steps", "1", "--size", "64"])
     assert exit_.value.code != 0
-    errors = [line for line in capsys.readouterr().err.splitlines() if "%|" not in line]  # not progress bars
+    errors = [line for line in capsys.readouterr().err.splitlines()
+              if line.strip() and "%|" not in line]  # not progress bars
     assert len(errors) == 1 and errors[0].startswith("tinct: error:") and "tinct[pretrained]" in errors[0]
 
 

@@ -64,7 +64,8 @@ def imagenet_class(path: str | Path) -> int | None:
 
 
 def load_classifier(variant: str = SEMANTIC_VARIANT):
-    """The ImageNet ``EfficientNetLite`` classifier (eval mode, CPU); a one-line TinctError names the extra if absent."""
+    """The ImageNet ``EfficientNetLite`` classifier (eval mode, CPU); a one-line TinctError names the extra if absent.
+    """
     from .pretrained import imagenet_classifier
     return imagenet_classifier(variant)
 

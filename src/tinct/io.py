@@ -37,10 +37,11 @@ class LoadedImage:
     format: str | None
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, convert=None) -> LoadedImage:
     """Read ``path`` -> ``LoadedImage``; any file that is not a readable photo is a one-line ``TinctError``.
 
     The size is checked against ``max_pixels`` from the header, before any pixel is decoded.
+    ``convert(im, max_pixels=, name=)`` replaces ``image_to_luminance`` (``restore`` keeps the colors too).
     """
     path = Path(path)
     if not path.exists():
@@ -54,13 +55,13 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return _open_and_convert(path, max_pixels)
+                return _open_and_convert(path, max_pixels, convert)
             except Image.DecompressionBombError:
                 # Pillow's own limit (2 x Image.MAX_IMAGE_PIXELS, a global) refused the header; ours decides
                 with _PIL_LIMIT_LOCK:
                     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
                     try:
-                        return _open_and_convert(path, max_pixels)
+                        return _open_and_convert(path, max_pixels, convert)
                     finally:
                         Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
@@ -77,9 +78,9 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
-def _open_and_convert(path: Path, max_pixels: int) -> LoadedImage:
+def _open_and_convert(path: Path, max_pixels: int, convert=None) -> LoadedImage:
     with Image.open(path) as im:
-        return image_to_luminance(im, max_pixels=max_pixels, name=str(path))
+        return (convert or image_to_luminance)(im, max_pixels=max_pixels, name=str(path))
 
 
 def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> LoadedImage:

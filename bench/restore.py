@@ -62,7 +62,7 @@ def methods(L_damaged: np.ndarray, net, with_ns: bool) -> tuple[dict, dict]:
     out = {"input": L_damaged}
     out["classical"], mask_classical = classical_restore(L_damaged)
     restored, prob = run_network(net, L_damaged)
-    mask = prob > 0.5
+    mask = prob > RestoreOptions().mask_threshold
     out["model"] = restored
     out["model + inpaint"] = classical.inpaint(restored, mask, "telea")
     if with_ns:
@@ -171,7 +171,7 @@ def real_before_after(dest: Path, height: int = 320):
     import tempfile
     tiles = []
     with tempfile.TemporaryDirectory() as tmp:
-        for f in sorted(REAL.glob("scratch_*.png")) + [REAL / "b.png", REAL / "h.png"]:
+        for f in sorted(REAL.glob("scratch_*.png")) + [REAL / "h.png"]:
             if not f.exists():
                 continue
             out = Path(tmp) / f.name

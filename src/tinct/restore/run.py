@@ -45,7 +45,7 @@ class RestoreOptions:
     jpeg_quality: int = 95
     model: str | None = None          # restoration network file (default: the shipped one)
     inpaint: str = "telea"            # classical fill inside the network's mask: "telea", "ns" or "none"
-    mask_threshold: float = 0.5
+    mask_threshold: float = 0.8       # damage probability above which a pixel is inpainted (precision first)
 
 
 @dataclass

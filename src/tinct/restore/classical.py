@@ -57,8 +57,9 @@ def inpaint(L: np.ndarray, mask: np.ndarray, method: str = "telea", radius: floa
     return cv2.inpaint(np.ascontiguousarray(L, np.float32), m, radius, flag).astype(np.float32)
 
 
-def detect_damage(L: np.ndarray, size: int = 7, threshold: float = 12.0) -> np.ndarray:
-    """A classical damage mask: thin bright and dark structures (white/black top-hat) stronger than ``threshold``.
+def detect_damage(L: np.ndarray, size: int = 5, threshold: float = 25.0) -> np.ndarray:
+    """A classical damage mask: thin bright and dark structures (white/black top-hat) stronger than ``threshold``
+    (size and threshold chosen on 10 val photos: 12 L units flagged a third of the pixels).
 
     The baseline the network's mask is measured against: it also fires on thin real detail (twigs, hair, text).
     """

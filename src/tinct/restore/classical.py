@@ -59,7 +59,8 @@ def inpaint(L: np.ndarray, mask: np.ndarray, method: str = "telea", radius: floa
 
 def detect_damage(L: np.ndarray, size: int = 5, threshold: float = 25.0) -> np.ndarray:
     """A classical damage mask: thin bright and dark structures (white/black top-hat) stronger than ``threshold``
-    (size and threshold chosen on 10 val photos: 12 L units flagged a third of the pixels).
+    (size 5, threshold between the 20 and 30 L units of a sweep on 10 damaged val photos: at 12 the mask's
+    precision was 0.22, at 20 its F1 0.45, at 30 its recall 0.19).
 
     The baseline the network's mask is measured against: it also fires on thin real detail (twigs, hair, text).
     """

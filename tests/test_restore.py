@@ -81,7 +81,7 @@ def test_classical_inpaint_fills_a_scratch():
 def test_restore_family_trains_with_the_tinct_train_loop(photo_dir, tmp_path):
     from tinct.models import list_models
     from tinct.train import TrainConfig, Trainer
-    assert "restore" in list_models()
+    assert "restore" in list_models("restore") and "restore" not in list_models()  # not a colorizer
     cfg = TrainConfig(model="restore", model_options={"base_channels": 4, "depth": 2}, data=[str(photo_dir)],
                       val=str(photo_dir), out=str(tmp_path / "run"), steps=2, size=32, batch=2, val_every=2,
                       checkpoint_every=1, cache_size=48, cache_dir=str(tmp_path / "cache"), workers=1, threads=1)

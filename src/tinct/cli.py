@@ -29,7 +29,7 @@ def cli(debug):
 def models_cmd():
     """List the registered model families, one name per line."""
     from .models import list_models
-    for name in list_models():
+    for name in list_models() + list_models("restore"):
         click.echo(name)
 
 

@@ -44,6 +44,7 @@ class _Block(nn.Sequential):
 @register("restore")
 class RestoreNet(nn.Module):
     Config = RestoreConfig
+    task = "restore"  # not a colorization family: `list_models()` leaves it out, `list_models("restore")` has it
     loss_names = ("l1", "mask_bce", "val_mask_f1", "val_psnr_input")
 
     def __init__(self, config: RestoreConfig):

@@ -29,7 +29,7 @@ def cli(debug):
 def models_cmd():
     """List the registered model families, one name per line."""
     from .models import list_models
-    for name in list_models():
+    for name in list_models() + list_models("restore"):
         click.echo(name)
 
 
@@ -73,9 +73,15 @@ def models_cmd():
 @click.option("--reference", default=None, help="A color photo whose colors --method transfer/welsh take.")
 @click.option("--palette", default=None,
               help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
+@click.option("--restore", "restore_first", is_flag=True,
+              help="Repair scratches, dust, noise and fading first (as `tinct restore`), then colorize.")
+@click.option("--recolor", is_flag=True,
+              help="Gray and recolor photos that already have color (default: restore their own colors).")
+@click.option("--save-mask", is_flag=True, help="With --restore: also write the damage mask, NAME.mask.png.")
 def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
                  prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None,
-                 crf=18, fps=None, segment_frames=300, method=None, hints=None, reference=None, palette=None):
+                 crf=18, fps=None, segment_frames=300, method=None, hints=None, reference=None, palette=None,
+                 restore_first=False, recolor=False, save_mask=False):
     """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
 
     Films too: `tinct colorize film.mp4 -o color.mp4` (audio kept), numbered frames in (a folder, or
@@ -91,6 +97,11 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
     from .batch import is_video_job
     if (method or hints or reference or palette or samples) and any(is_video_job(j) for j in jobs):
         raise TinctError("--method, --hints, --reference, --palette and --samples are for photos, not films")
+    if restore_first and (method or hints or reference or palette or samples or any(is_video_job(j) for j in jobs)):
+        raise TinctError("--restore is for photos colorized by the deep model (not with --method, --hints, "
+                         "--reference, --palette, --samples or films)")
+    if save_mask and not restore_first:
+        raise TinctError("--save-mask needs --restore (or use `tinct restore --save-mask`)")
     device = "cpu"
     if distributed:
         from .distributed import from_env, shard
@@ -115,9 +126,38 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
                              max_pixels=options.max_pixels, codec=codec, crf=crf,
                              temporal=DEFAULT_TEMPORAL if temporal is None else temporal, fps=fps,
                              segment_frames=segment_frames)
-        failed = colorize_paths(net, jobs, options, overwrite=overwrite, video=video,
-                                colorize_one=guided_colorizer(guided) if guided else None)
+        from .restore.batch import photo_colorizer
+        from .restore.run import RestoreOptions
+        one = guided_colorizer(guided) if guided else photo_colorizer(
+            restore_first, RestoreOptions(recolor=recolor, max_pixels=options.max_pixels), write_mask=save_mask)
+        failed = colorize_paths(net, jobs, options, overwrite=overwrite, video=video, colorize_one=one)
     if failed:
+        sys.exit(1)
+
+
+@cli.command("restore")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", required=True, help="Output file (one input) or folder.")
+@click.option("--scratches/--no-scratches", default=True, show_default=True,
+              help="Find scratches, dust and cracks and fill them in.")
+@click.option("--denoise", type=click.FloatRange(0), default=None,
+              help="Non-local-means strength in L units (0 = off; default: from the estimated noise).")
+@click.option("--contrast/--no-contrast", default=True, show_default=True,
+              help="Restore a faded print's contrast (and a color print's dye balance).")
+@click.option("--save-mask", is_flag=True, help="Also write the detected damage mask, NAME.mask.png (white = damage).")
+@click.option("--model", default=None, help="A restoration model file (default: the shipped one).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this.")
+def restore_cmd(inputs, out, scratches, denoise, contrast, save_mask, model, overwrite, max_pixels):
+    """Restore old photos: scratches, dust, grain, fading; faded color prints get their own colors back."""
+    from .io import DEFAULT_MAX_PIXELS
+    from .restore.batch import restore_paths
+    from .restore.run import RestoreOptions, load_restorer
+    options = RestoreOptions(scratches=scratches, denoise=denoise, contrast=contrast, model=model,
+                             max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    jobs = plan_or_fail(inputs, out)
+    load_restorer(model)  # a bad --model fails before any file
+    if restore_paths(jobs, options, overwrite=overwrite, write_mask=save_mask):
         sys.exit(1)
 
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .color import rgb_to_lab_t
 from .errors import TinctError
-from .io import atomic_path
+from .io import atomic_path, upright
 
 def default_cache_dir() -> Path:
     """Where decoded photo caches and converted weights go: ``$TINCT_CACHE`` or ``~/.cache/tinct``."""
@@ -66,7 +66,7 @@ def _load_square(args) -> np.ndarray | None:
     try:
         with Image.open(path) as im:
             im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-            im = ImageOps.exif_transpose(im).convert("RGB")
+            im = upright(im, str(path)).convert("RGB")
             im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
             return np.asarray(im, dtype=np.uint8)
     except Exception:  # unreadable files are skipped, not fatal, in a training set

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .color import rgb_to_lab
 from .data import colorfulness, find_images
 from .errors import TinctError
-from .io import atomic_path
+from .io import atomic_path, upright
 from .metrics import score_rgb
 from .pipeline import DEFAULT_RENDER_FACTOR, colorize_luminance, ColorizeOptions
 from .report import image_grid
@@ -56,7 +56,7 @@ def training_prior() -> np.ndarray:
 
 def load_truth(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8)
+        return np.asarray(upright(im, str(path)).convert("RGB"), dtype=np.uint8)
 
 
 def color_truths(files, min_colorfulness: float = EvaluateConfig.min_colorfulness):

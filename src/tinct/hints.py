@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .color import rgb_to_lab
 from .errors import TinctError
-from .io import atomic_path
+from .io import atomic_path, upright
 
 ALPHA_THRESHOLD = 127
 MAX_RADIUS = 256
@@ -147,7 +147,7 @@ def _read_rgba(path: Path, shape: tuple[int, int]) -> np.ndarray:
                 if im.size[0] * im.size[1] > 4 * H * W + 1024:  # refuse before decoding a huge wrong file
                     raise TinctError(f"{path}: hints image is {im.size[0]}x{im.size[1]} but the photo is {W}x{H}")
                 im.load()
-                im = ImageOps.exif_transpose(im)
+                im = upright(im, str(path))
             has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
             if not has_alpha:
                 raise TinctError(f"{path}: hints image has no alpha channel; paint colors on a transparent "

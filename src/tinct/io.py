@@ -7,6 +7,7 @@ orientation is applied. Anything else is a ``TinctError`` with one line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .color import gray_to_luminance
 from .errors import TinctError
 from .fullres import luminance_of
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger scans are refused before decoding
+
+# one-line notes on stderr (the logging module's last-resort handler prints just the message)
+_log = logging.getLogger("tinct")
 
 
 @dataclass
@@ -33,10 +37,11 @@ class LoadedImage:
     format: str | None
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS, convert=None) -> LoadedImage:
     """Read ``path`` -> ``LoadedImage``; any file that is not a readable photo is a one-line ``TinctError``.
 
     The size is checked against ``max_pixels`` from the header, before any pixel is decoded.
+    ``convert(im, max_pixels=, name=)`` replaces ``image_to_luminance`` (``restore`` keeps the colors too).
     """
     path = Path(path)
     if not path.exists():
@@ -50,13 +55,13 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return _open_and_convert(path, max_pixels)
+                return _open_and_convert(path, max_pixels, convert)
             except Image.DecompressionBombError:
                 # Pillow's own limit (2 x Image.MAX_IMAGE_PIXELS, a global) refused the header; ours decides
                 with _PIL_LIMIT_LOCK:
                     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
                     try:
-                        return _open_and_convert(path, max_pixels)
+                        return _open_and_convert(path, max_pixels, convert)
                     finally:
                         Image.MAX_IMAGE_PIXELS = saved
     except UnidentifiedImageError:
@@ -73,9 +78,9 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 _PIL_LIMIT_LOCK = threading.Lock()
 
 
-def _open_and_convert(path: Path, max_pixels: int) -> LoadedImage:
+def _open_and_convert(path: Path, max_pixels: int, convert=None) -> LoadedImage:
     with Image.open(path) as im:
-        return image_to_luminance(im, max_pixels=max_pixels, name=str(path))
+        return (convert or image_to_luminance)(im, max_pixels=max_pixels, name=str(path))
 
 
 def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> LoadedImage:
@@ -89,8 +94,7 @@ def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, na
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         im.load()
-        if im.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when upright: a scan-sized copy
-            im = ImageOps.exif_transpose(im)
+        im = upright(im, name)
     alpha = None
     mode = im.mode
     if mode == "P":
@@ -112,6 +116,36 @@ def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, na
     else:
         L = luminance_of(np.asarray(im if mode == "RGB" else im.convert("RGB")))
     return LoadedImage(L=np.ascontiguousarray(L, dtype=np.float32), alpha=alpha, format=fmt)
+
+
+# EXIF orientation -> the transpose that makes the photo upright (Pillow's ImageOps.exif_transpose table)
+_ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                8: Image.Transpose.ROTATE_90}
+
+
+def exif_orientation(im: Image.Image, name: str = "image") -> int:
+    """The EXIF (or XMP) orientation of ``im``, 1..8; 1 when there is none or the metadata is broken.
+
+    Metadata is optional: a malformed EXIF block (old scanners and archive tools write them) is
+    ignored with a one-line warning, never a refusal; the pixels are what matters.
+    """
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception as e:  # Pillow parses EXIF lazily and raises SyntaxError, struct.error, ValueError ...
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        _log.warning("tinct: warning: %s: ignoring malformed EXIF metadata (%s)", name, why)
+        return 1
+    return value if value in _ORIENTATION else 1  # 0, 9, a string ...: treat as upright
+
+
+def upright(im: Image.Image, name: str = "image") -> Image.Image:
+    """``im`` turned as its EXIF orientation says (the same image when upright or the metadata is broken).
+
+    Unlike ``ImageOps.exif_transpose`` it never rewrites the metadata, so a damaged block cannot fail here.
+    """
+    orientation = exif_orientation(im, name)
+    return im if orientation == 1 else im.transpose(_ORIENTATION[orientation])
 
 
 _UMASK = os.umask(0)

@@ -211,6 +211,8 @@ class Trainer:
         idx = self.photo_indices(step)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1 + 104_729 * self.ctx.rank)
         rgb = random_crops(torch.from_numpy(np.ascontiguousarray(self.train_data.images[idx])), cfg.size, g)
+        if hasattr(self.model, "training_batch"):  # restoration: the model damages the clean crops itself
+            return self.model.training_batch(rgb, g)
         L, ab = to_lab_batch(rgb)
         if cfg.augment_luminance:
             L = augment_luminance(L, g)
@@ -290,6 +292,10 @@ class Trainer:
             return {}
         self.model.eval()
         rgb = center_resize(torch.from_numpy(np.ascontiguousarray(self.val_data.images[:])), self.cfg.size)
+        if hasattr(self.model, "validation_scores"):  # restoration: its own scores, no colors to score
+            scores = self.model.validation_scores(rgb)
+            self.model.train()
+            return scores
         scores, preds = [], []
         for i in range(0, len(rgb), 32):
             L, ab = to_lab_batch(rgb[i:i + 32])

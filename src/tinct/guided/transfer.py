@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from scipy.ndimage import gaussian_filter1d, uniform_filter
 from scipy.spatial import cKDTree
 
 from ..color import rgb_to_lab
 from ..errors import TinctError
+from ..io import upright
 
 REFERENCE_PIXELS = 1_000_000  # statistics need no more: larger references are shrunk first
 MIN_REFERENCE_CHROMA = 1.0    # ab std below this: the reference is gray
@@ -51,7 +52,7 @@ def load_reference(path: str | os.PathLike, max_pixels: int = REFERENCE_PIXELS) 
     try:
         with Image.open(path) as im:
             im.draft("RGB", (2048, 2048))  # JPEG: decode at reduced size when huge
-            im = ImageOps.exif_transpose(im).convert("RGB")
+            im = upright(im, str(path)).convert("RGB")
             if im.width * im.height > max_pixels:
                 s = math.sqrt(max_pixels / (im.width * im.height))
                 im = im.resize((max(1, int(im.width * s)), max(1, int(im.height * s))), Image.Resampling.BOX)

@@ -21,8 +21,9 @@ def register(name: str):
     return add
 
 
-def list_models() -> list[str]:
-    return list(_REGISTRY)
+def list_models(task: str = "colorize") -> list[str]:
+    """Registered families of ``task``: "colorize" (the forward contract of ``base.py``) or "restore"."""
+    return [name for name, cls in _REGISTRY.items() if getattr(cls, "task", "colorize") == task]
 
 
 def model_class(name: str) -> type:

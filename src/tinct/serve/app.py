@@ -33,7 +33,7 @@ from .pool import InferencePool, PoolFull
 from .store import ModelStore
 
 STATIC_DIR = Path(__file__).parent / "static"
-COLORIZE_FIELDS = {"image", "model", "render_factor", "hints", "prior_correction"}
+COLORIZE_FIELDS = {"image", "model", "render_factor", "hints", "prior_correction", "restore"}
 log = logging.getLogger("tinct.serve")
 
 # The page loads only its own files: no CDN, no inline script, images from blob: URLs it made.
@@ -136,6 +136,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                                                    '"#c03020", "radius": 4}, ...] in photo pixels'),
         prior_correction: float | None = Form(None, description="Classification models: 0 = bold colors as "
                                               "trained, 1 = safe and grayer (default: the model's own)"),
+        restore: bool = Form(False, description="Restore first: scratches, dust, grain, fading (as `tinct restore`)"),
     ):
         unknown = sorted(set((await request.form()).keys()) - COLORIZE_FIELDS)
         if unknown:  # a misspelt or unsupported field (e.g. a reference photo) is an error, not silently ignored
@@ -152,7 +153,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         data = await image.read()
         work.open_upload(data, "image", config.max_pixels).close()  # refuse non-images before queueing
         job = work.Job(image=data, model=net, model_name=name, render_factor=rf, points=points,
-                       max_pixels=config.max_pixels, decoding=decoding)
+                       max_pixels=config.max_pixels, decoding=decoding, restore=restore)
         try:
             result = await pool.submit(work.run, job)
         except PoolFull:

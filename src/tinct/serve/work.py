@@ -38,6 +38,7 @@ class Job:
     points: list | None
     max_pixels: int
     decoding: Decoding | None = None   # per-request prior correction; the shared model is never mutated
+    restore: bool = False              # repair the damage (tinct.restore) before colorizing
 
 
 @dataclass
@@ -98,6 +99,9 @@ def run(job: Job) -> Result:
         raise RequestError(400, f"image: cannot decode ({_first_line(e)})") from None
     finally:
         im.close()
+    if job.restore:
+        from ..restore.run import restore_luminance
+        loaded.L = restore_luminance(loaded.L)[0]
     H, W = loaded.L.shape
     hints = None
     if job.points:

@@ -7,7 +7,7 @@ const els = {
   drop: $("drop"), file: $("file"), viewer: $("viewer"), frame: $("frame"), before: $("before"), after: $("after"),
   points: $("points"), divider: $("divider"), tagAfter: $("tagAfter"), busy: $("busy"), busyText: $("busyText"),
   model: $("model"), modelInfo: $("modelInfo"), rf: $("rf"), rfOut: $("rfOut"), pointsCard: $("pointsCard"),
-  pc: $("pc"), pcOut: $("pcOut"), pcField: $("pcField"),
+  pc: $("pc"), pcOut: $("pcOut"), pcField: $("pcField"), restore: $("restore"),
   pointColor: $("pointColor"), pointsHelp: $("pointsHelp"), pointList: $("pointList"), clearPoints: $("clearPoints"),
   download: $("download"), newPhoto: $("newPhoto"), status: $("status"), error: $("error"), help: $("help"),
 };
@@ -218,6 +218,7 @@ async function colorize() {
   if (els.model.value) body.append("model", els.model.value);
   body.append("render_factor", els.rf.value);
   if (!els.pcField.hidden) body.append("prior_correction", els.pc.value);
+  if (els.restore.checked) body.append("restore", "true");
   const hints = hintsJson();
   if (hints) body.append("hints", hints);
 
@@ -292,6 +293,7 @@ els.rf.addEventListener("input", () => { els.rfOut.textContent = els.rf.value; }
 els.rf.addEventListener("change", () => colorize());
 els.pc.addEventListener("input", () => { els.pcOut.textContent = Number(els.pc.value).toFixed(2); });
 els.pc.addEventListener("change", () => colorize());
+els.restore.addEventListener("change", () => colorize());
 
 // ---------------------------------------------------------------- before/after divider
 function setPos(pct) {

@@ -1,0 +1,157 @@
+"""The restoration network: damaged luminance in, clean luminance and a damage mask out.
+
+A small U-Net on L (Bringing Old Photos Back to Life at our scale: one network, two heads, learned
+from synthetic damage, ``degrade.py``). Registered as the model family ``restore`` so the same
+``tinct train`` loop trains it (``tinct train --model restore ...``): the loop hands it clean crops
+(``training_batch`` damages them, seeded by the step, so resume stays exact) and asks it for its own
+validation scores (``validation_scores``); it knows nothing else about it.
+
+Contract: ``forward(L)`` with ``L`` ``(B, 1, H, W)`` in [0, 100], H and W multiples of ``stride``
+-> ``{"L": (B, 1, H, W) restored, "mask_logits": (B, 1, H, W)}`` (sigmoid > 0.5: scratch, dust, crack).
+The restored L is a global gain and offset of the input (fading is global) plus a local residual.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..models.base import conv_bn_relu
+from ..models.registry import register
+from .degrade import DegradeConfig, degrade
+
+
+@dataclasses.dataclass
+class RestoreConfig:
+    base_channels: int = 16
+    depth: int = 3
+    mask_weight: float = 0.5        # weight of the mask's cross-entropy (+ Dice) beside the L1 on L
+    mask_pos_weight: float = 4.0    # damage is a few % of the pixels: positives count this much more
+    degradation_scale: float = 1.0  # widths of the training scratches / dust (degrade.DegradeConfig.scale)
+    # read by the trainer, which asks every family; not options (no hint inputs, no ab head)
+    head = "restore"
+    hint_channels = 0
+
+
+class _Block(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
+
+
+@register("restore")
+class RestoreNet(nn.Module):
+    Config = RestoreConfig
+    task = "restore"  # not a colorization family: `list_models()` leaves it out, `list_models("restore")` has it
+    loss_names = ("l1", "mask_bce", "val_mask_f1", "val_psnr_input")
+
+    def __init__(self, config: RestoreConfig):
+        super().__init__()
+        self.config = config
+        c = config.base_channels
+        widths = [c * 2 ** min(i, 2) for i in range(config.depth + 1)]  # 16, 32, 64, 64
+        self.stride = 2 ** config.depth
+        self.enc = nn.ModuleList()
+        cin = 1
+        for w in widths:
+            self.enc.append(_Block(cin, w))
+            cin = w
+        self.dec = nn.ModuleList(_Block(widths[i + 1] + widths[i], widths[i]) for i in range(config.depth - 1, -1, -1))
+        top = widths[-1]
+        # pooled features -> a global gain and offset of the input: undoing a fade is one affine map of L
+        self.global_mlp = nn.Sequential(nn.Linear(2 * top, top), nn.ReLU(inplace=True), nn.Linear(top, top + 2))
+        self.head = nn.Conv2d(widths[0], 2, 1)  # residual on L, mask logit
+        nn.init.zeros_(self.global_mlp[-1].weight)
+        nn.init.zeros_(self.global_mlp[-1].bias)  # starts as the identity (gain 1, offset 0)
+
+    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
+        x = L / 50.0 - 1.0
+        skips = []
+        h = x
+        for i, block in enumerate(self.enc):
+            if i > 0:
+                h = F.max_pool2d(h, 2)
+            h = block(h)
+            skips.append(h)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], 1)
+        g = self.global_mlp(pooled)
+        gain, offset, ctx = 1 + g[:, 0, None, None, None], g[:, 1, None, None, None], g[:, 2:, None, None]
+        h = h + ctx
+        for j, block in enumerate(self.dec):
+            skip = skips[len(skips) - 2 - j]
+            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = block(torch.cat([h, skip], 1))
+        out = self.head(h)
+        restored = gain * x + offset + out[:, :1]
+        return {"L": (restored + 1.0) * 50.0, "mask_logits": out[:, 1:]}
+
+    # ------------------------------------------------------------------------ training ---
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+
+    def training_batch(self, rgb_uint8: torch.Tensor, g: torch.Generator):
+        """Clean crops ``(B, S, S, 3)`` uint8 -> (damaged L ``(B, 1, S, S)``, target ``(B, 2, S, S)``, None).
+
+        The target stacks the clean L and the damage mask (0/1). The damage is drawn from a NumPy
+        generator seeded by ``g`` (itself seeded by the step): the same step gives the same batch.
+        """
+        from ..data import to_lab_batch
+        L, _ = to_lab_batch(rgb_uint8)
+        rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=g)))
+        cfg = DegradeConfig(scale=self.config.degradation_scale)
+        damaged, masks = [], []
+        for i in range(L.shape[0]):
+            d = degrade(L[i, 0].numpy(), rng, cfg)
+            damaged.append(d.L)
+            masks.append(d.mask)
+        damaged = torch.from_numpy(np.stack(damaged))[:, None]
+        target = torch.cat([L, torch.from_numpy(np.stack(masks)).float()[:, None]], 1)
+        return damaged, target, None
+
+    def compute_losses(self, L: torch.Tensor, target: torch.Tensor, hints=None) -> dict:
+        return self.losses(self(L), target)
+
+    def losses(self, out: dict, target: torch.Tensor) -> dict:
+        """L1 on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the mask."""
+        clean, mask = target[:, :1], target[:, 1:]
+        l1 = F.l1_loss(out["L"] / 100.0, clean / 100.0)
+        logits = out["mask_logits"]
+        pos = torch.tensor(self.config.mask_pos_weight, device=logits.device)
+        bce = F.binary_cross_entropy_with_logits(logits, mask, pos_weight=pos)
+        p = torch.sigmoid(logits)
+        dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
+        loss = l1 + self.config.mask_weight * (bce + dice)
+        return {"loss": loss, "l1": l1.detach(), "mask_bce": bce.detach()}
+
+    @torch.no_grad()
+    def validation_scores(self, rgb_uint8: torch.Tensor) -> dict:
+        """Damage the validation photos ``(N, S, S, 3)`` uint8 the same way every time; score the restoration.
+
+        Returns ``val_loss``, ``val_psnr`` (restored L against clean, dB), ``val_psnr_input`` (the damaged
+        input's) and ``val_mask_f1`` (pixels, predicted mask vs true).
+        """
+        from ..data import to_lab_batch
+        from .metrics import mask_scores, psnr_l
+        L, _ = to_lab_batch(rgb_uint8)
+        rng = np.random.default_rng(20261129)
+        cfg = DegradeConfig(scale=self.config.degradation_scale)
+        degs = [degrade(L[i, 0].numpy(), rng, cfg) for i in range(len(L))]
+        x = torch.from_numpy(np.stack([d.L for d in degs]))[:, None]
+        truth_mask = np.stack([d.mask for d in degs])
+        dev = next(self.parameters()).device
+        losses, outs, probs = [], [], []
+        for i in range(0, len(x), 32):
+            out = self(x[i:i + 32].to(dev))
+            target = torch.cat([L[i:i + 32], torch.from_numpy(truth_mask[i:i + 32]).float()[:, None]], 1)
+            losses.append(float(self.losses(out, target.to(dev))["loss"]))
+            outs.append(out["L"].clamp(0, 100).cpu())
+            probs.append(torch.sigmoid(out["mask_logits"]).cpu())
+        pred = torch.cat(outs)[:, 0].numpy()
+        mask = torch.cat(probs)[:, 0].numpy() > 0.5
+        clean = L[:, 0].numpy()
+        return {"val_loss": float(np.mean(losses)),
+                "val_psnr": float(np.mean([psnr_l(p, t) for p, t in zip(pred, clean)])),
+                "val_psnr_input": float(np.mean([psnr_l(d.L, t) for d, t in zip(degs, clean)])),
+                "val_mask_f1": mask_scores(mask, truth_mask)["f1"]}

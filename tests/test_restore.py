@@ -1,0 +1,153 @@
+"""Old-photo restoration: the degradation model, the network family, the flow, `tinct restore`, faded color."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tinct
+from tinct.color import rgb_to_lab
+from tinct.restore import classical
+from tinct.restore.color import color_spread, is_color_photo
+from tinct.restore.degrade import KINDS, LOCAL, MASK_THRESHOLD, apply_kind, degrade, fade_color, sepia
+from tinct.restore.metrics import mask_scores, psnr_l
+
+from .conftest import gradient_photo
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinct", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def clean_L(h=64, w=80, seed=0):
+    return rgb_to_lab(gradient_photo(h, w, seed) / 255.0)[..., 0].astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_degradation_is_seeded_and_changes_the_photo(kind):
+    L = clean_L()
+    a = apply_kind(kind, L, np.random.default_rng(3))
+    b = apply_kind(kind, L, np.random.default_rng(3))
+    assert np.array_equal(a.L, b.L) and np.array_equal(a.mask, b.mask)
+    assert a.L.shape == L.shape and a.L.dtype == np.float32 and 0 <= a.L.min() and a.L.max() <= 100
+    assert np.abs(a.L - L).mean() > 0.05
+    if kind in LOCAL:  # the mask is exactly where the damage visibly changed the photo
+        assert a.mask.any()
+        assert np.all(np.abs(a.L - L)[a.mask] > MASK_THRESHOLD)
+        assert np.all(np.abs(a.L - L)[~a.mask] <= MASK_THRESHOLD + 1e-4)
+    else:
+        assert not a.mask.any()
+
+
+def test_mix_is_seeded_and_damages():
+    L = clean_L(96, 96)
+    a, b = degrade(L, np.random.default_rng(1)), degrade(L, np.random.default_rng(1))
+    assert np.array_equal(a.L, b.L)
+    assert psnr_l(a.L, L) < 40
+
+
+def test_sepia_print_is_not_color_but_faded_color_print_is():
+    rgb = gradient_photo(96, 128, seed=2).astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    assert is_color_photo(rgb)
+    assert is_color_photo(fade_color(rgb, rng, saturation=0.5))
+    # one tint: a toned gray photo (tones kept below white: the sepia matrix clips bright colors, changing hue)
+    assert not is_color_photo(sepia(rgb * 0.7, rng, strength=1.0, yellow=0.2))
+    assert color_spread(np.repeat(rgb.mean(-1, keepdims=True), 3, -1)) < 1e-6
+
+
+def test_mask_scores():
+    t = np.zeros((4, 4), bool)
+    t[0] = True
+    p = np.zeros((4, 4), bool)
+    p[0, :2] = True
+    p[1, 0] = True
+    s = mask_scores(p, t)
+    assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(0.5)
+
+
+def test_classical_inpaint_fills_a_scratch():
+    L = clean_L()
+    scratched = L.copy()
+    mask = np.zeros(L.shape, bool)
+    mask[30:32, 5:70] = True
+    scratched[mask] = 100
+    assert psnr_l(classical.inpaint(scratched, mask), L) > psnr_l(scratched, L) + 10
+
+
+def test_restore_family_trains_with_the_tinct_train_loop(photo_dir, tmp_path):
+    from tinct.models import list_models
+    from tinct.train import TrainConfig, Trainer
+    assert "restore" in list_models("restore") and "restore" not in list_models()  # not a colorizer
+    cfg = TrainConfig(model="restore", model_options={"base_channels": 4, "depth": 2}, data=[str(photo_dir)],
+                      val=str(photo_dir), out=str(tmp_path / "run"), steps=2, size=32, batch=2, val_every=2,
+                      checkpoint_every=1, cache_size=48, cache_dir=str(tmp_path / "cache"), workers=1, threads=1)
+    trainer = Trainer(cfg)
+    L1, t1, _ = trainer.batch(0)
+    L2, t2, _ = trainer.batch(0)
+    assert torch.equal(L1, L2) and torch.equal(t1, t2)  # a step's damage is a function of (seed, step): exact resume
+    assert L1.shape == (2, 1, 32, 32) and t1.shape == (2, 2, 32, 32)
+    trainer.run()
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert "val_mask_f1" in rows[0] and len(rows) == 3
+    from tinct.restore.run import load_restorer, restore_luminance
+    net = load_restorer(tmp_path / "run" / "model.safetensors")
+    L = clean_L(50, 70)  # not a multiple of the stride: padded and cropped back
+    out, mask = restore_luminance(L, net=net)
+    assert out.shape == L.shape and mask.shape == L.shape and out.dtype == np.float32
+
+
+def test_python_api_restores_arrays_and_keeps_size():
+    out = tinct.restore(gradient_photo(40, 56))
+    assert out.size == (56, 40) and out.mode == "RGB"
+    gray = tinct.restore(np.asarray(Image.fromarray(gradient_photo(40, 56)).convert("L")), denoise=0)
+    assert gray.size == (56, 40)
+
+
+def test_cli_restore_folder_resumes_reports_bad_files_and_saves_masks(tmp_path):
+    src = tmp_path / "scans"
+    src.mkdir()
+    L = clean_L(64, 80)
+    d = degrade(L, np.random.default_rng(0))
+    Image.fromarray(np.clip(d.L * 2.55, 0, 255).astype(np.uint8)).save(src / "old.png")
+    (src / "broken.jpg").write_bytes(b"not a photo")
+    out = tmp_path / "out"
+    r = run_cli("restore", src, "-o", out, "--save-mask")
+    assert r.returncode == 1
+    assert "broken.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "old.png").exists() and (out / "old.mask.png").exists()
+    assert Image.open(out / "old.png").size == (80, 64)
+    assert not list(out.glob(".*part*"))
+    r = run_cli("restore", src, "-o", out)
+    assert "0 restored, 1 already done, 1 failed" in r.stderr
+
+
+def test_cli_restore_bad_input_is_one_line_and_no_output(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    r = run_cli("restore", bad, "-o", tmp_path / "x.png")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "bad.png" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_colorize_restores_a_faded_color_print_instead_of_recoloring(tmp_path, tiny_model_path):
+    rgb = gradient_photo(64, 80, seed=4).astype(np.float32) / 255
+    faded = (fade_color(rgb, np.random.default_rng(0), saturation=0.5) * 255).round().astype(np.uint8)
+    src = tmp_path / "faded.png"
+    Image.fromarray(faded).save(src)
+    r = run_cli("colorize", src, "-o", tmp_path / "kept.png", "--model", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    assert "already in color" in r.stderr
+    kept = np.asarray(Image.open(tmp_path / "kept.png").convert("RGB"), np.float64) / 255
+    truth_lab, kept_lab = rgb_to_lab(rgb.astype(np.float64)), rgb_to_lab(kept)
+    faded_lab = rgb_to_lab(faded / 255.0)
+    # its own colors, closer to the unfaded truth than the faded print was
+    assert np.abs(kept_lab - truth_lab).mean() < np.abs(faded_lab - truth_lab).mean()
+    r = run_cli("colorize", src, "-o", tmp_path / "recolored.png", "--model", tiny_model_path, "--recolor")
+    assert r.returncode == 0 and "already in color" not in r.stderr
+    recolored = np.asarray(Image.open(tmp_path / "recolored.png").convert("RGB"), np.float64) / 255
+    # recolored: the input's lightness, new chroma from the (random) network
+    assert np.abs(rgb_to_lab(recolored)[..., 0] - faded_lab[..., 0]).mean() < 1.0

@@ -12,8 +12,10 @@ network) and:
 * every point is carried along the optical flow, frame to frame, forward to
   the end of its shot and backward to its start: each step moves it by the
   median flow over its region (a disc of its radius, at least 1.5 working
-  pixels), and it stops when the region leaves the frame or when fewer than
-  half of the region's pixels pass the forward-backward check (occluded, lost).
+  pixels), and it stops when the region leaves the frame, when fewer than
+  half of the region's pixels pass the forward-backward check (occluded), or
+  when the region's median luminance strays from the one the user pointed at
+  by more than the stabiliser's photometric tolerance (the object is gone).
 
 The result, a ``GuidePlan``, is saved in the run's work folder so that an
 interrupted run resumes with exactly the same points. Memory: the working-size
@@ -99,27 +101,34 @@ class GuidePlan:
         return plan
 
 
-class _Track:
-    """One point being carried, frame to frame, in one direction."""
+def _region(x: float, y: float, radius: float, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel rows and columns of a point's region: the disc of ``radius`` (at least MIN_REGION) in the frame."""
+    r = max(radius, MIN_REGION)
+    y0, y1 = max(0, int(np.floor(y - r))), min(h, int(np.ceil(y + r)) + 1)
+    x0, x1 = max(0, int(np.floor(x - r))), min(w, int(np.ceil(x + r)) + 1)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    disc = (yy + 0.5 - y) ** 2 + (xx + 0.5 - x) ** 2 <= r * r
+    if not disc.any():
+        return np.array([min(int(y), h - 1)]), np.array([min(int(x), w - 1)])
+    return yy[disc], xx[disc]
 
-    def __init__(self, p: KeyPoint):
+
+class _Track:
+    """One point being carried, frame to frame, in one direction; ``L8`` the frame it was given on."""
+
+    def __init__(self, p: KeyPoint, L8: np.ndarray, tolerance: float):
         self.p = p
         self.x, self.y = p.x, p.y
+        self.tolerance = tolerance * 2.55    # L units -> uint8 steps
+        self.look = float(np.median(L8[_region(p.x, p.y, p.radius, *L8.shape)]))
 
     def row(self) -> tuple:
         return (self.p.index, self.x, self.y, self.p.radius, self.p.a, self.p.b)
 
-    def move(self, flow: np.ndarray, other: np.ndarray) -> bool:
+    def move(self, flow: np.ndarray, other: np.ndarray, L8_next: np.ndarray) -> bool:
         """Step along ``flow`` (this frame -> next, ``(h, w, 2)``); ``other`` the reverse flow. False: lost."""
         h, w = flow.shape[:2]
-        r = max(self.p.radius, MIN_REGION)
-        y0, y1 = max(0, int(np.floor(self.y - r))), min(h, int(np.ceil(self.y + r)) + 1)
-        x0, x1 = max(0, int(np.floor(self.x - r))), min(w, int(np.ceil(self.x + r)) + 1)
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        disc = (yy + 0.5 - self.y) ** 2 + (xx + 0.5 - self.x) ** 2 <= r * r
-        if not disc.any():
-            disc = (yy == min(int(self.y), h - 1)) & (xx == min(int(self.x), w - 1))
-        ys, xs = yy[disc], xx[disc]
+        ys, xs = _region(self.x, self.y, self.p.radius, h, w)
         v = flow[ys, xs]                                       # (n, 2) motion of the region's pixels
         tx = (xs + v[:, 0]).astype(np.float32)[None]
         ty = (ys + v[:, 1]).astype(np.float32)[None]
@@ -130,7 +139,12 @@ class _Track:
             return False
         dx, dy = np.median(v[ok], axis=0)
         self.x, self.y = self.x + float(dx), self.y + float(dy)
-        return 0 <= self.x < w and 0 <= self.y < h
+        if not (0 <= self.x < w and 0 <= self.y < h):
+            return False
+        # the region must still look like the one the user pointed at: an object that left the frame
+        # leaves the point on the background, whose flow is just as consistent
+        now = float(np.median(L8_next[_region(self.x, self.y, self.p.radius, h, w)]))
+        return abs(now - self.look) <= self.tolerance
 
 
 def plan_guidance(frames: Iterable[np.ndarray], points: list[KeyPoint], options: TemporalOptions,
@@ -161,17 +175,17 @@ def plan_guidance(frames: Iterable[np.ndarray], points: list[KeyPoint], options:
                 plan.cuts.append(t)
                 shot, active = [], []
             else:
-                active = [tr for tr in active if tr.move(fwd, back)]
+                active = [tr for tr in active if tr.move(fwd, back, L8)]
         shot.append(L8)
         for tr in active:
             plan.points.setdefault(t, []).append(tr.row())
         keys = by_frame.get(t, [])
         for p in keys:
-            tr = _Track(p)
+            tr = _Track(p, L8, options.photometric_tolerance)
             active.append(tr)
             plan.points.setdefault(t, []).append(tr.row())
         if keys:
-            _carry_back(plan, shot, t, keys, flow)
+            _carry_back(plan, shot, t, keys, flow, options.photometric_tolerance)
         plan.frames = t + 1
         if not whole_film and t >= last_key and not active:
             break
@@ -184,13 +198,14 @@ def plan_guidance(frames: Iterable[np.ndarray], points: list[KeyPoint], options:
     return plan
 
 
-def _carry_back(plan: GuidePlan, shot: list[np.ndarray], t: int, keys: list[KeyPoint], flow: FlowEstimator) -> None:
+def _carry_back(plan: GuidePlan, shot: list[np.ndarray], t: int, keys: list[KeyPoint], flow: FlowEstimator,
+                tolerance: float) -> None:
     """Carry the points given on frame ``t`` back to the first frame of their shot (``shot[0]``)."""
-    tracks = [_Track(p) for p in keys]
+    tracks = [_Track(p, shot[-1], tolerance) for p in keys]
     for k in range(len(shot) - 1, 0, -1):      # shot[k] is frame t - (len(shot) - 1 - k)
         cur, earlier = shot[k], shot[k - 1]
         back, fwd = flow(cur, earlier), flow(earlier, cur)
-        tracks = [tr for tr in tracks if tr.move(back, fwd)]
+        tracks = [tr for tr in tracks if tr.move(back, fwd, earlier)]
         if not tracks:
             return
         frame = t - (len(shot) - k)

@@ -182,6 +182,9 @@ def main() -> None:
                   f"{cpu / len(frames):.2f} CPU s/frame); flicker ratio {m['flicker_ratio']:.2f}, CDC {m['cdc']:.5f} "
                   f"(truth {m['cdc_true']:.5f}), warp error {m['warp_error']:.3f} (truth {m['warp_error_true']:.3f}), "
                   f"AuC {m['auc']:.2f}, chroma {m['chroma']:.2f}, drift {m['luminance_drift']:.3f}", flush=True)
+    # the raw scores first: the table below is made from them (and can be remade without rerunning)
+    Path(args.out).with_suffix(".json").write_text(json.dumps(
+        {"rows": rows, "points": points, "reference": str(reference)}, indent=1, default=str))
     cols = strip_columns(len(truths))
     strip = [("truth", [truths[i] for i in cols]), ("gray input", [gray_frames[i] for i in cols])] + strips
     strip_path = Path(args.out).with_name(Path(args.out).stem + "_strip.jpg")

@@ -72,6 +72,13 @@ def red_mask(rgb: np.ndarray, hue_of: str = RED) -> np.ndarray:
     return (np.hypot(lab[..., 1], lab[..., 2]) > 20) & (np.abs((hue - ref_hue + 180) % 360 - 180) < 30)
 
 
+def color_photo(path: Path, rgb) -> Path:
+    """A small photo of one color, with a little texture (a flat image reads as gray to the reference check)."""
+    noise = np.random.default_rng(0).integers(-25, 26, (24, 24, 3))
+    Image.fromarray((np.array(rgb) + noise).clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def default_model():
     return load_model("default")
@@ -177,7 +184,7 @@ def test_hint_past_the_end_and_per_shot_count_fail_before_writing(tmp_path, defa
     (tmp_path / "h.json").write_text(json.dumps([{"frame": 40, "x": 1, "y": 1, "color": RED}]))
     refs = tmp_path / "refs"
     refs.mkdir()
-    Image.new("RGB", (16, 16), (200, 30, 30)).save(refs / "a.png")
+    color_photo(refs / "a.png", (200, 30, 30))
     for args, message in ((["--hints", str(tmp_path / "h.json")], "frame 40 is past the film's end (6 frames)"),
                           (["--reference-per-shot", str(refs)], "1 photos but the film has 2 shots (new shots at "
                                                                 "frames 3)"),
@@ -195,8 +202,8 @@ def test_reference_per_shot_gives_each_shot_its_colors(tmp_path, default_model):
     clip = square_clip(tmp_path / "two.mp4", frames=6, shot2_from=3)
     refs = tmp_path / "refs"
     refs.mkdir()
-    Image.new("RGB", (16, 16), (40, 90, 200)).save(refs / "1_blue.png")
-    Image.new("RGB", (16, 16), (200, 120, 40)).save(refs / "2_orange.png")
+    color_photo(refs / "1_blue.png", (40, 90, 200))
+    color_photo(refs / "2_orange.png", (200, 120, 40))
     out = colorize_video(default_model, clip, tmp_path / "o.mp4", VideoOptions(reference_per_shot=str(refs),
                                                                                  progress=False))
     assert out.cuts == [3]

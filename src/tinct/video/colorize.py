@@ -228,10 +228,13 @@ def _plan(guide: FilmGuide, net: FrameColorizer, source: VideoSource, work: Path
             return
         except (OSError, ValueError, KeyError):
             pass  # unreadable: recompute (the pass is deterministic)
-    if options.progress:
-        tqdm.write("tinct: tracking hints and shots before colorizing", file=sys.stderr)
-    small = (luminance8(net.shrink([L])[0, 0].numpy()) for L in source.frames(0))
-    guide.make_plan(small, options.temporal_options()).save(saved)
+    with tqdm(unit="frame", desc="tracking points and shots", disable=not options.progress, leave=False,
+              dynamic_ncols=True, file=sys.stderr) as bar:
+        def small():
+            for L in source.frames(0):
+                yield luminance8(net.shrink([L])[0, 0].numpy())
+                bar.update(1)
+        guide.make_plan(small(), options.temporal_options()).save(saved)
 
 
 def work_dir(dest: Path) -> Path:

@@ -168,14 +168,20 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
         tqdm.write(f"tinct: resuming {src.name} at frame {start} ({done} segments done)", file=sys.stderr)
 
     t0 = time.perf_counter()
+    if guide is not None and guide.needs_plan:  # before the run's progress bar: its own bar, then gone
+        try:
+            _plan(guide, net, source, work, options)
+        except BaseException as e:
+            source.close()
+            if isinstance(e, TinctError):  # bad guidance: nothing worth resuming
+                shutil.rmtree(work, ignore_errors=True)
+            raise
     stab = Stabilizer(options.temporal_options(), state)
     seg, writer, index = done, None, start
     bar = tqdm(total=info.expected_frames, initial=start, unit="frame", desc=src.name, disable=not options.progress,
                dynamic_ncols=True, file=sys.stderr)
     seg_cuts: list[int] = []
     try:
-        if guide is not None and guide.needs_plan:
-            _plan(guide, net, source, work, options)
         frames = source.frames(start)
         for L, (ab,) in stabilised_frames(model, frames, info.height, info.width, options.render_factor,
                                           [stab], options.batch, options.decoding, guide, start):

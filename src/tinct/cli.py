@@ -69,8 +69,10 @@ def models_cmd():
                    "transfer or welsh (colors of --reference), deep-colorization (Cheng et al. 2015).")
 @click.option("--hints", default=None,
               help="User colors for one photo: an RGBA PNG of the photo's size (opaque pixels = colors) or JSON "
-                   '[{"x":..,"y":..,"color":"#rrggbb"}]. Without --method they steer the deep model.')
-@click.option("--reference", default=None, help="A color photo whose colors --method transfer/welsh take.")
+                   '[{"x":..,"y":..,"color":"#rrggbb"}]. Without --method they steer the deep model. Film: points '
+                   'with "frame": N or "time": "00:00:05.0" are carried along the motion (README).')
+@click.option("--reference", default=None, help="A color photo whose colors --method transfer/welsh take; "
+                                                "for a film, whose colors guide every shot.")
 @click.option("--palette", default=None,
               help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
 @click.option("--restore", "restore_first", is_flag=True,
@@ -78,10 +80,12 @@ def models_cmd():
 @click.option("--recolor", is_flag=True,
               help="Gray and recolor photos that already have color (default: restore their own colors).")
 @click.option("--save-mask", is_flag=True, help="With --restore: also write the damage mask, NAME.mask.png.")
+@click.option("--reference-per-shot", default=None,
+              help="Film: a folder with one color photo per shot (name order = shot order).")
 def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
                  prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None,
                  crf=18, fps=None, segment_frames=300, method=None, hints=None, reference=None, palette=None,
-                 restore_first=False, recolor=False, save_mask=False):
+                 restore_first=False, recolor=False, save_mask=False, reference_per_shot=None):
     """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
 
     Films too: `tinct colorize film.mp4 -o color.mp4` (audio kept), numbered frames in (a folder, or
@@ -95,9 +99,12 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
     from .onnxrt import load_backend
     jobs = plan_or_fail(inputs, out)
     from .batch import is_video_job
-    if (method or hints or reference or palette or samples) and any(is_video_job(j) for j in jobs):
-        raise TinctError("--method, --hints, --reference, --palette and --samples are for photos, not films")
-    if restore_first and (method or hints or reference or palette or samples or any(is_video_job(j) for j in jobs)):
+    film = any(is_video_job(j) for j in jobs)
+    if (method or samples) and film:
+        raise TinctError("--method and --samples are for photos, not films")
+    if reference_per_shot and not film:
+        raise TinctError("--reference-per-shot is for films (one photo per shot)")
+    if restore_first and (method or hints or reference or palette or samples or film):
         raise TinctError("--restore is for photos colorized by the deep model (not with --method, --hints, "
                          "--reference, --palette, --samples or films)")
     if save_mask and not restore_first:
@@ -108,7 +115,7 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
         ctx = from_env()  # ranks never talk: no process group, a rank's failure cannot stall the others
         jobs, device = shard(jobs, ctx), ctx.device
     guided = None
-    if method or hints or reference or palette:
+    if (method or hints or reference or palette) and not film:  # a film's guidance goes in VideoOptions
         from .guided.colorize import GuidedOptions, check_options, guided_colorizer
         guided = GuidedOptions(method=method, hints=hints, reference=reference, palette=palette)
         check_options(guided, jobs, samples=samples, temperature=temperature, prior_correction=prior_correction)
@@ -125,7 +132,8 @@ def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust
         video = VideoOptions(render_factor=options.render_factor, decoding=options.decoding,
                              max_pixels=options.max_pixels, codec=codec, crf=crf,
                              temporal=DEFAULT_TEMPORAL if temporal is None else temporal, fps=fps,
-                             segment_frames=segment_frames)
+                             segment_frames=segment_frames, hints=hints, reference=reference, palette=palette,
+                             reference_per_shot=reference_per_shot)
         from .restore.batch import photo_colorizer
         from .restore.run import RestoreOptions
         one = guided_colorizer(guided) if guided else photo_colorizer(

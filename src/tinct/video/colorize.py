@@ -38,7 +38,10 @@ from .options import VideoOptions
 from .sink import (CONTAINERS, FrameWriter, SegmentWriter, check_audio_copy, concat_segments,
                    pick_codec)
 from .source import ContainerSource, VideoSource, is_frame_pattern, open_source
-from .temporal import Stabilizer, StabilizerState
+from .guide import FilmGuide
+from .locality import gated_ab
+from .temporal import Stabilizer, StabilizerState, luminance8
+from .tracks import GuidePlan
 
 WORK_FORMAT = 1
 
@@ -64,13 +67,41 @@ class FrameColorizer:
         params = next(model.parameters(), None) if hasattr(model, "parameters") else None
         self.device = params.device if params is not None else getattr(model, "device", torch.device("cpu"))
 
-    @torch.no_grad()
-    def predict(self, Ls: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32."""
+    def shrink(self, Ls: list[np.ndarray]) -> torch.Tensor:
+        """B frames ``(H, W)`` float32 in [0, 100] -> the network's input ``(B, 1, h, w)``."""
         L = torch.from_numpy(np.stack(Ls).astype(np.float32, copy=False))[:, None]
-        small = shrink_luminance(L, (self.h, self.w))
-        ab = network_ab(self.model, small.to(self.device), decoding=self.decoding).float().cpu()
-        return small[:, 0].numpy(), ab.numpy()
+        return shrink_luminance(L, (self.h, self.w))
+
+    @torch.no_grad()
+    def predict(self, Ls: list[np.ndarray], hints: torch.Tensor | None = None,
+                prior: torch.Tensor | None = None, reach: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32.
+
+        ``hints`` ``(B, 3, h, w)``: hint channels; ``prior`` ``(B, Q)``: log prior per ab bin added to a
+        classification model's logits before decoding (a palette, ``guided/palette.py``). ``reach`` > 0
+        keeps the hints' effect on their regions (``locality.py``): the frames also go through without
+        hints, in the same batch.
+        """
+        small = self.shrink(Ls)
+        B = len(Ls)
+        L_in = small.to(self.device)
+        gate = hints is not None and reach > 0
+        if gate:
+            L_in = torch.cat([L_in, L_in])
+            hints = torch.cat([hints, torch.zeros_like(hints)])
+            prior = None if prior is None else torch.cat([prior, prior])
+        hints = None if hints is None else hints.to(self.device)
+        if prior is None:
+            ab = network_ab(self.model, L_in, hints, decoding=self.decoding)
+        else:
+            logits = self.model(L_in, hints)["logits"].float() + prior.to(self.device).float()[:, :, None, None]
+            ab = self.model.decode(logits, L_in.shape[-2:], self.decoding)
+        ab = ab.float().cpu().numpy()
+        L_small = small[:, 0].numpy()
+        if gate:
+            masks = hints[:B, 2].cpu().numpy() > 0.5
+            ab = np.stack([gated_ab(ab[j], ab[B + j], L_small[j], masks[j], reach) for j in range(B)])
+        return L_small, ab
 
 
 def batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -86,13 +117,21 @@ def batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 def stabilised_frames(model: ColorModel, frames: Iterable[np.ndarray], height: int, width: int,
                       render_factor: int, stabilizers: list[Stabilizer], batch: int = 8,
-                      decoding: Decoding | None = None):
-    """Yield, per frame, ``(L, [ab_small for each stabiliser])``; the network runs once for all stabilisers."""
+                      decoding: Decoding | None = None, guide: FilmGuide | None = None, start: int = 0):
+    """Yield, per frame, ``(L, [ab_small for each stabiliser])``; the network runs once for all stabilisers.
+
+    ``guide``: per-frame hints, palette prior and shot cuts (frames counted from ``start``).
+    """
     net = FrameColorizer(model, height, width, render_factor, decoding)
+    index = start
     for Ls in batched(frames, max(1, batch)):
-        small, ab = net.predict(Ls)
+        indices = list(range(index, index + len(Ls)))
+        hints, prior = guide.batch(indices) if guide is not None else (None, None)
+        small, ab = net.predict(Ls, hints, prior, guide.reach if guide is not None else 0.0)
         for j, L in enumerate(Ls):
-            yield L, [s.step(small[j], ab[j]) for s in stabilizers]
+            cut = guide.cut(indices[j]) if guide is not None else None
+            yield L, [s.step(small[j], ab[j], cut) for s in stabilizers]
+        index += len(Ls)
 
 
 def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
@@ -118,13 +157,25 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
         pick_codec(dest, options.encode_options(), info.width, info.height)
         check_audio_copy(audio_from, dest)
 
+    net = FrameColorizer(model, info.height, info.width, options.render_factor, options.decoding)
+    guide = FilmGuide(model, options, info.width, info.height, info.fps, net.h, net.w)
+    guide = guide if guide.active else None
+
     work = work_dir(dest)
-    fingerprint = _fingerprint(model, source, options, dest)
+    fingerprint = _fingerprint(model, source, options, dest, guide)
     done, start, state, cuts = _resume(work, fingerprint)
     if start:
         tqdm.write(f"tinct: resuming {src.name} at frame {start} ({done} segments done)", file=sys.stderr)
 
     t0 = time.perf_counter()
+    if guide is not None and guide.needs_plan:  # before the run's progress bar: its own bar, then gone
+        try:
+            _plan(guide, net, source, work, options)
+        except BaseException as e:
+            source.close()
+            if isinstance(e, TinctError):  # bad guidance: nothing worth resuming
+                shutil.rmtree(work, ignore_errors=True)
+            raise
     stab = Stabilizer(options.temporal_options(), state)
     seg, writer, index = done, None, start
     bar = tqdm(total=info.expected_frames, initial=start, unit="frame", desc=src.name, disable=not options.progress,
@@ -133,7 +184,7 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
     try:
         frames = source.frames(start)
         for L, (ab,) in stabilised_frames(model, frames, info.height, info.width, options.render_factor,
-                                          [stab], options.batch, options.decoding):
+                                          [stab], options.batch, options.decoding, guide, start):
             if writer is None:
                 writer = _open_segment(work, seg, dest, info, options, frames_out)
             if stab.cut:
@@ -172,6 +223,24 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
                         audio_from)
     shutil.rmtree(work, ignore_errors=True)
     return VideoResult(dest=dest, frames=index, resumed_from=start, cuts=cuts, seconds=time.perf_counter() - t0)
+
+
+def _plan(guide: FilmGuide, net: FrameColorizer, source: VideoSource, work: Path, options: VideoOptions) -> None:
+    """The look-ahead pass (carried points, shots), or its saved result when resuming."""
+    saved = work / "guide_plan.npz"
+    if saved.exists():
+        try:
+            guide.set_plan(GuidePlan.load(saved))
+            return
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: recompute (the pass is deterministic)
+    with tqdm(unit="frame", desc="tracking points and shots", disable=not options.progress, leave=False,
+              dynamic_ncols=True, file=sys.stderr) as bar:
+        def small():
+            for L in source.frames(0):
+                yield luminance8(net.shrink([L])[0, 0].numpy())
+                bar.update(1)
+        guide.make_plan(small(), options.temporal_options()).save(saved)
 
 
 def work_dir(dest: Path) -> Path:
@@ -235,7 +304,8 @@ def _resume(work: Path, fingerprint: dict) -> tuple[int, int, StabilizerState | 
     return done, end, state, cuts
 
 
-def _fingerprint(model: ColorModel, source: VideoSource, options: VideoOptions, dest: Path) -> dict:
+def _fingerprint(model: ColorModel, source: VideoSource, options: VideoOptions, dest: Path,
+                 guide: FilmGuide | None = None) -> dict:
     """Everything that decides the output's pixels: a work folder made under other values is not reused."""
     h = hashlib.sha1()
     if hasattr(model, "state_dict"):
@@ -250,4 +320,4 @@ def _fingerprint(model: ColorModel, source: VideoSource, options: VideoOptions, 
     opts.pop("batch")
     return {"format": WORK_FORMAT, **source.identity(), "frames": source.info.frames, "model": h.hexdigest(),
             "options": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in opts.items()},
-            "output": dest.suffix.lower()}
+            "output": dest.suffix.lower(), "guide": guide.identity() if guide is not None else {}}

@@ -40,6 +40,13 @@ class VideoOptions:
     segment_frames: int = 300      # resume granularity: at most this many frames are redone after a crash
     max_pixels: int = DEFAULT_MAX_PIXELS
     progress: bool = True
+    # guidance (video/guide.py): a hints file (JSON points with "frame"/"time", or for every frame),
+    # a color photo or "#rrggbb,..." palette for every shot, or a folder of one photo per shot
+    hints: str | None = None
+    reference: str | None = None
+    palette: str | None = None
+    reference_per_shot: str | None = None
+    hint_reach: float = 8.0        # L units of geodesic distance where a point's effect halves; 0 = the model's own
 
     def temporal_options(self) -> TemporalOptions:
         return TemporalOptions(strength=self.temporal, flow=self.flow)

@@ -54,55 +54,86 @@ class Stabilizer:
         self.tracked = 0.0        # trackable fraction of the last frame
         self._dis = None
 
-    def step(self, L: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        """``L`` ``(h, w)`` float in [0, 100], ``ab`` ``(2, h, w)`` float32 -> stabilised ab ``(2, h, w)`` float32."""
-        L8 = np.clip(L * 2.55 + 0.5, 0, 255).astype(np.uint8)
+    def step(self, L: np.ndarray, ab: np.ndarray, cut: bool | None = None) -> np.ndarray:
+        """``L`` ``(h, w)`` float in [0, 100], ``ab`` ``(2, h, w)`` float32 -> stabilised ab ``(2, h, w)`` float32.
+
+        ``cut``: the shot boundary as already decided by a look-ahead pass (``tracks.py``), so that carried
+        hints, per-shot references and the colors all restart on the same frames; None decides here.
+        """
+        L8 = luminance8(L)
         ab = np.asarray(ab, dtype=np.float32)
         prev, o = self.state, self.options
         self.cut, self.tracked = False, 0.0
         out = ab
-        if prev is None or prev.L.shape != L8.shape or histogram_distance(prev.L, L8) > o.cut_threshold:
+        if cut is None:
+            new_shot = prev is None or prev.L.shape != L8.shape or histogram_distance(prev.L, L8) > o.cut_threshold
+        else:
+            new_shot = prev is None or prev.L.shape != L8.shape or cut
+        if new_shot:
             self.cut = prev is not None
         elif o.strength > 0:
             warped_ab, weight = self._propagate(prev, L8)
             self.tracked = float((weight > 0.5).mean())
-            if self.tracked < o.min_tracked:
+            if cut is None and self.tracked < o.min_tracked:
                 self.cut = True
             else:
                 out = blend_keep_chroma(ab, warped_ab, o.strength * weight)
         self.state = StabilizerState(L8, out)
         return out
 
-    def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Flow (h, w, 2) in pixels such that ``a(x) ~ b(x + flow(x))``."""
-        if self.options.flow == "dis":
-            if self._dis is None:
-                self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    def _propagate(self, prev: StabilizerState, L8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Previous output ab warped onto the current frame, and a [0, 1] trust map ``(h, w)``."""
+        if self._dis is None:
+            self._dis = FlowEstimator(self.options.flow)
+        back = self._dis(L8, prev.L)          # where each current pixel was in the previous frame
+        fwd = self._dis(prev.L, L8)
+        warp, trust = flow_trust(prev.L, L8, back, fwd, self.options.photometric_tolerance)
+        warped_ab = np.stack([warp(prev.ab[0]), warp(prev.ab[1])])
+        return warped_ab, trust
+
+
+def luminance8(L: np.ndarray) -> np.ndarray:
+    """``L`` ``(h, w)`` float in [0, 100] -> uint8 ``L * 2.55`` (what the flow and the cut test look at)."""
+    return np.clip(L * 2.55 + 0.5, 0, 255).astype(np.uint8)
+
+
+class FlowEstimator:
+    """Dense optical flow between two uint8 frames; ``est(a, b)`` -> ``(h, w, 2)`` float32 px, ``a(x) ~ b(x + flow(x))``."""
+
+    def __init__(self, method: str = "dis"):
+        if method not in FLOW_METHODS:
+            raise TinctError(f"unknown flow method {method!r}; use one of {', '.join(FLOW_METHODS)}")
+        self.method = method
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self._dis is not None:
             return self._dis.calc(a, b, None)
         return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
-    def _propagate(self, prev: StabilizerState, L8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Previous output ab warped onto the current frame, and a [0, 1] trust map ``(h, w)``."""
-        h, w = L8.shape
-        back = self._flow(L8, prev.L)          # where each current pixel was in the previous frame
-        fwd = self._flow(prev.L, L8)
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        mx, my = gx + back[..., 0], gy + back[..., 1]
 
-        def warp(img):
-            return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def flow_consistent(back: np.ndarray, fwd_at: np.ndarray) -> np.ndarray:
+    """Sundaram et al.'s forward-backward check: bool ``(h, w)``, ``fwd_at`` = forward flow sampled at x + back(x)."""
+    err = ((back + fwd_at) ** 2).sum(-1)
+    return err < 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
 
-        warped_ab = np.stack([warp(prev.ab[0]), warp(prev.ab[1])])
-        fwd_at = warp(fwd)
-        err = ((back + fwd_at) ** 2).sum(-1)
-        consistent = err < 0.01 * ((back ** 2).sum(-1) + (fwd_at ** 2).sum(-1)) + 0.5
-        inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        dL = np.abs(warp(prev.L).astype(np.float32) - L8) / 2.55
-        similar = dL < self.options.photometric_tolerance
-        trust = (consistent & inside & similar).astype(np.float32)
-        # soften the mask's edges so occlusion borders do not print a seam in the chroma
-        trust = cv2.blur(trust, (3, 3))
-        return warped_ab, trust
+
+def flow_trust(prev_L8: np.ndarray, L8: np.ndarray, back: np.ndarray, fwd: np.ndarray, tolerance: float):
+    """``(warp, trust)``: ``warp(img)`` carries a previous-frame ``(h, w)`` plane onto the current frame along
+    ``back``; ``trust`` ``(h, w)`` float32 in [0, 1] is where that is right (consistent flow, inside the frame,
+    luminance within ``tolerance`` L units), its edges softened so occlusion borders print no seam."""
+    h, w = L8.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + back[..., 0], gy + back[..., 1]
+
+    def warp(img):
+        return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    consistent = flow_consistent(back, warp(fwd))
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    similar = np.abs(warp(prev_L8).astype(np.float32) - L8) / 2.55 < tolerance
+    trust = cv2.blur((consistent & inside & similar).astype(np.float32), (3, 3))
+    return warp, trust
 
 
 def histogram_distance(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:

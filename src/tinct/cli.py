@@ -26,11 +26,37 @@ def cli(debug):
 
 
 @cli.command("models")
-def models_cmd():
-    """List the registered model families, one name per line."""
+@click.argument("family", required=False)
+def models_cmd(family):
+    """List the shipped models (for colorize --model) and the families you can train (train --model).
+
+    With FAMILY: that family's --option keys for `tinct train`, with their defaults and meanings.
+    """
+    from .catalog import family_options, family_summary, shipped_model_infos
     from .models import list_models
-    for name in list_models():
-        click.echo(name)
+    if family is not None:
+        if family not in list_models():
+            raise click.UsageError(f"{family!r} is not a model family; families: {', '.join(list_models())}")
+        click.echo(f"{family}: {family_summary(family)}")
+        click.echo(f"Options (tinct train --model {family} --option KEY=VALUE), each with its default:")
+        opts = family_options(family)
+        width = max(len(f"{o.key}={o.default_text}") for o in opts)
+        for o in opts:
+            click.echo(f"  {o.key + '=' + o.default_text:<{width}}  {o.meaning}")
+        return
+    click.echo("Shipped models (tinct colorize --model NAME; or a file you trained, RUN/model.safetensors):")
+    infos = shipped_model_infos()
+    for m in infos:
+        click.echo(f"  {m.name}: {m.description}")
+        click.echo(f"    {m.family}, {m.parameters / 1e6:.1f} M parameters, {m.size_bytes / 1e6:.0f} MB"
+                   + (f"; trained on {m.datasets}" if m.datasets else ""))
+    if not infos:
+        click.echo("  (none)")
+    click.echo("\nFamilies to train (tinct train --model FAMILY; their options: tinct models FAMILY):")
+    names = list_models()
+    width = max(map(len, names))
+    for name in names:
+        click.echo(f"  {name:<{width}}  {family_summary(name)}")
 
 
 @cli.command("colorize")

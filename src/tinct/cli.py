@@ -233,7 +233,8 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
 @click.option("--temporal", "temporals", type=click.FloatRange(0, 1), multiple=True,
               help="With --video: temporal strengths to compare (repeatable; default 0 and 0.8).")
 @click.option("--frames", type=click.IntRange(1), default=None, help="With --video: score the first N frames only.")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None, help="With --video of frames: frame rate (default 25).")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="With --video of frames: frame rate (default 25).")
 def evaluate_cmd(data, models, out, render_factor, limit, video=None, temporals=(), frames=None, fps=None):
     """Gray color photos (or a color film with --video), colorize them, score against the originals; write a report."""
     if video is not None:

@@ -50,7 +50,7 @@ def models_cmd(family):
     infos = shipped_model_infos()
     for m in infos:
         click.echo(f"  {m.name}: {m.description}")
-        click.echo(f"    {m.family}, {m.parameters / 1e6:.1f} M parameters, {m.size_bytes / 1e6:.0f} MB"
+        click.echo(f"    {m.family}, {m.parameters:,} parameters, {m.size_bytes / 1e6:.1f} MB"
                    + (f"; trained on {m.datasets}" if m.datasets else ""))
     if not infos:
         click.echo("  (none)")
@@ -278,7 +278,8 @@ def _evaluate_video(data, models, out, render_factor, clip, temporals, frames, f
 
 
 @cli.command("export")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Model format to write (ONNX: onnxruntime, `tinct colorize --backend onnx`).")
 @click.option("-o", "--out", required=True, help="Output file (.onnx).")
 @click.option("--model", default=None, help="Shipped model name or a .safetensors file (default: the shipped default).")
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset version.")

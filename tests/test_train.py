@@ -1,6 +1,8 @@
 import csv
+import warnings
 
 import numpy as np
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -53,3 +55,34 @@ def test_classification_head_with_hints_trains(photo_dir, tmp_path):
     model = load_model(out / "model.safetensors")
     assert model.config.num_bins == model.bin_centers.shape[0] > 0
     assert model.config.hint_channels == 3
+
+
+def test_a_short_run_reaches_its_learning_rate(photo_dir, tmp_path):
+    """--warmup 200 on a 10-step run: the warm-up is cut to a fifth of the run, so the peak lr is reached."""
+    trainer = Trainer(cfg(photo_dir, tmp_path / "short", steps=10, warmup=200, val_every=1000))
+    assert trainer.warmup == 2
+    trainer.run()
+    lrs = [float(r["lr"]) for r in csv.DictReader(open(tmp_path / "short" / "metrics.csv"))]
+    assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(3e-3)
+
+
+def test_training_on_the_cached_memory_map_warns_nothing(photo_dir, tmp_path, monkeypatch):
+    """A rerun reads the photo cache as a read-only memory map: torch is handed writable copies only, and the
+    whole run (batches, validation, curves, model file) raises no warning at all."""
+    cache = str(tmp_path / "cache")
+    train(cfg(photo_dir, tmp_path / "first", steps=1, cache_dir=cache))  # decodes the photos into the cache
+    writable = []
+    from_numpy = torch.from_numpy
+
+    def checked_from_numpy(a):
+        writable.append(a.flags.writeable)
+        return from_numpy(a)
+
+    monkeypatch.setattr(torch, "from_numpy", checked_from_numpy)
+    trainer = Trainer(cfg(photo_dir, tmp_path / "second", steps=4, val_every=2, cache_dir=cache))
+    assert isinstance(trainer.train_data.images, np.memmap) and not trainer.train_data.images.flags.writeable
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.run()
+    assert writable and all(writable)
+    assert [f"{w.filename}:{w.lineno}: {w.message}" for w in caught] == []

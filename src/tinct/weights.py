@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .errors import TinctError
 from .io import atomic_path
-from .models import create_model, model_class
+from .models import create_model, list_models, model_class
 from .models.base import ColorModel
 
 FORMAT_VERSION = "1"
@@ -58,8 +58,12 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
     if path.is_dir() and (path / "model.safetensors").exists():
         return path / "model.safetensors"
     if not path.exists():
-        raise TinctError(f"model {name_or_path!r}: not a shipped model ({', '.join(shipped_models()) or 'none'}) "
-                         "nor an existing file")
+        shipped = ", ".join(shipped_models()) or "none"
+        if name_or_path in list_models():  # the most common mix-up: a family is something to train, not weights
+            raise TinctError(f"model {name_or_path!r} is a family to train (tinct train --model {name_or_path}), "
+                             f"not trained weights; pass a shipped model ({shipped}) or a trained file "
+                             "(RUN/model.safetensors); see `tinct models`")
+        raise TinctError(f"model {name_or_path!r}: not a shipped model ({shipped}) nor an existing file")
     return path
 
 

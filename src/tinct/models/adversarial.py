@@ -52,11 +52,11 @@ GAN_SNAPSHOTS = 10
 class AdversarialConfig(BaseConfig):
     gan_loss: str = "vanilla"      # vanilla | lsgan | hinge | wgan-gp
     l1_weight: float = 100.0       # pixel term (pix2pix's lambda)
-    adv_weight: float = 1.0
+    adv_weight: float = 1.0        # adversarial term of the generator loss
     feature_weight: float = 10.0   # nogan: L1 between critic features of generated and real
     gp_weight: float = 10.0        # wgan-gp penalty
     critic: str = "patch"          # "patch" (70x70 PatchGAN) or "global" (DCGAN, one score per image)
-    critic_channels: int = 64
+    critic_channels: int = 64      # critic width at its first layer
     spectral_norm: bool = False    # in the critic (and its attention)
     self_attention: bool = False   # SAGAN block in generator and critic
 

@@ -19,8 +19,8 @@ from .registry import register
 
 @dataclasses.dataclass
 class AutoencoderConfig(BaseConfig):
-    base_channels: int = 32
-    latent: int = 256
+    base_channels: int = 32        # encoder width at full size; doubles at each of 4 halvings
+    latent: int = 256              # units of the dense bottleneck every color passes through
 
 
 @register("autoencoder")

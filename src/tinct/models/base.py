@@ -34,7 +34,7 @@ class BaseConfig:
     head: str = "regression"     # "regression" (ab directly) or "classification" (Zhang et al.)
     loss: str = "l1"             # regression loss: "l1", "l2" or "huber"
     num_bins: int = 0            # classification: number of in-gamut ab cells (set from the data)
-    temperature: float = bins.TEMPERATURE
+    temperature: float = bins.TEMPERATURE  # classification decoding: annealed mean, 1 = the mean, toward 0 = the mode
     # classification decoding: 0 keeps the rebalanced distribution (vivid); 1 divides the rebalancing
     # weights back out (the unbiased posterior: closer colors, less vivid). Tuned on validation data.
     prior_correction: float = 0.0

@@ -18,7 +18,7 @@ from .registry import register
 
 @dataclasses.dataclass
 class CNNConfig(BaseConfig):
-    width: float = 0.25
+    width: float = 0.25            # scales the paper's channel counts (64 .. 512); 1.0 = the paper's network
 
 
 @register("cnn")

@@ -37,11 +37,11 @@ NOISE_MODES = ("input", "all")
 
 @dataclasses.dataclass
 class DCGANConfig(AdversarialConfig):
-    base_channels: int = 32
-    depth: int = 4
-    z_dim: int = 8
+    base_channels: int = 32        # generator width at its first layer
+    depth: int = 4                 # stride-2 levels of the generator
+    z_dim: int = 8                 # noise numbers per image (tinct colorize --samples draws new ones)
     noise: str = "all"             # "input": beside L only (the survey); "all": also at every decoder level
-    diversity_weight: float = 5.0
+    diversity_weight: float = 5.0  # reward for samples that differ (0: the survey's baseline)
     diversity_cap: float = 0.1     # ab spread (/110) per unit of |z1 - z2| worth rewarding: ~12 Lab units
     critic: str = "global"
 

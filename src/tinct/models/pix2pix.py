@@ -23,8 +23,8 @@ from .registry import register
 
 @dataclasses.dataclass
 class Pix2PixConfig(AdversarialConfig):
-    base_channels: int = 32
-    depth: int = 5
+    base_channels: int = 32        # generator width at its first layer (the paper: 64)
+    depth: int = 5                 # stride-2 levels of the generator (the paper: 8 at 256 px)
 
 
 def down(cin: int, cout: int, first: bool, norm: bool) -> nn.Sequential:

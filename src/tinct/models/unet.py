@@ -20,9 +20,9 @@ from .registry import register
 
 @dataclasses.dataclass
 class UNetConfig(BaseConfig):
-    base_channels: int = 32
-    depth: int = 4
-    global_context: bool = True
+    base_channels: int = 32        # width after the first halving; doubles per level up to 8x
+    depth: int = 4                 # halvings of the size (stride 2**depth)
+    global_context: bool = True    # add a pooled whole-photo feature at the bottleneck (scene cues)
 
 
 class DoubleConv(nn.Sequential):

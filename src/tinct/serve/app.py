@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import TinctError
-from ..pipeline import DEFAULT_RENDER_FACTOR, decoding_for
+from ..pipeline import DEFAULT_RENDER_FACTOR, RENDER_FACTOR_RANGE, decoding_for
 from . import work
 from .errors import RequestError
 from .limits import BodyLimit
@@ -56,7 +56,7 @@ class ServeConfig:
     models: list[str] = field(default_factory=list)   # shipped names or files; first = default; empty = all shipped
     max_upload_bytes: int = 50 * 2**20    # whole request body
     max_pixels: int = 50_000_000          # per image
-    max_render_factor: int = 64           # working side 1024 px: cost grows with its square
+    max_render_factor: int = RENDER_FACTOR_RANGE[1]  # lower it to bound a request's cost (grows with its square)
     max_points: int = 1000
     torch_threads: int | None = None      # None: the cores shared out among the workers
 
@@ -64,6 +64,9 @@ class ServeConfig:
 def create_app(config: ServeConfig | None = None) -> FastAPI:
     """Build the app. Unknown or unreadable models raise ``TinctError`` here, before any request."""
     config = config or ServeConfig()
+    if not RENDER_FACTOR_RANGE[0] <= config.max_render_factor <= RENDER_FACTOR_RANGE[1]:
+        raise TinctError(f"max render factor must be {RENDER_FACTOR_RANGE[0]}..{RENDER_FACTOR_RANGE[1]}, "
+                         f"got {config.max_render_factor}")
     store = ModelStore(config.models)
     store.get(None)  # load the default now: a broken file fails the start, and the first request is not slow
     pool = InferencePool(config.workers, config.queue)
@@ -109,7 +112,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return {
             "default": store.default,
             "models": [asdict(store.info(n)) for n in store.names],
-            "render_factor": {"default": min(DEFAULT_RENDER_FACTOR, config.max_render_factor), "min": 1,
+            "render_factor": {"default": min(DEFAULT_RENDER_FACTOR, config.max_render_factor),
+                              "min": RENDER_FACTOR_RANGE[0],
                               "max": config.max_render_factor},
             "features": {"hints": any(store.info(n).hints for n in store.names), "reference": False},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
@@ -131,7 +135,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         image: UploadFile = File(..., description="The photo (PNG, JPEG, WebP, TIFF, BMP or GIF; sniffed "
                                                   "from its content, not its name)"),
         model: str | None = Form(None, description="A name from /api/models (default: the server's default)"),
-        render_factor: int | None = Form(None, description="Working resolution = factor x 16 px"),
+        render_factor: int | None = Form(None, description=f"Working resolution = factor x 16 px, "
+                                         f"{RENDER_FACTOR_RANGE[0]}..{RENDER_FACTOR_RANGE[1]} unless the server "
+                                         "allows less (see /api/models)"),
         hints: str | None = Form(None, description='Color points, JSON: [{"x": 10, "y": 20, "color": '
                                                    '"#c03020", "radius": 4}, ...] in photo pixels'),
         prior_correction: float | None = Form(None, description="Classification models: 0 = bold colors as "
@@ -142,8 +148,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         if unknown:  # a misspelt or unsupported field (e.g. a reference photo) is an error, not silently ignored
             raise RequestError(400, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(COLORIZE_FIELDS))}")
         rf = DEFAULT_RENDER_FACTOR if render_factor is None else render_factor
-        if not 1 <= rf <= config.max_render_factor:
-            raise RequestError(400, f"render_factor must be 1..{config.max_render_factor}, got {rf}")
+        if not RENDER_FACTOR_RANGE[0] <= rf <= config.max_render_factor:
+            raise RequestError(400, f"render_factor must be {RENDER_FACTOR_RANGE[0]}..{config.max_render_factor}, "
+                                    f"got {rf}")
         try:
             name, net = store.get(model or None)
         except KeyError:

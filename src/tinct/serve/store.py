@@ -5,14 +5,14 @@ dict, never joined to a path, so no request string reaches the filesystem.
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..catalog import model_file_info
 from ..errors import TinctError
 from ..models.base import ColorModel
-from ..weights import DEFAULT_MODEL, load_model, read_header, resolve_model_path, shipped_models
+from ..weights import DEFAULT_MODEL, load_model, resolve_model_path, shipped_models
 
 
 @dataclass
@@ -22,7 +22,8 @@ class ModelInfo:
     family: str
     head: str
     hints: bool          # takes user color points
-    trained_on: str
+    description: str     # one line: what the model is (its header's ``description``, or built from its config)
+    trained_on: str      # the training data's names, never a path of the machine that trained it
     steps: int
     prior_correction: float | None = None  # classification heads: the model's own (0 bold .. 1 safe)
 
@@ -78,17 +79,6 @@ def _public_name(path: Path) -> str:
 
 
 def _read_info(name: str, path: Path) -> ModelInfo:
-    meta = read_header(path)
-    try:
-        config = json.loads(meta.get("config", "{}"))
-    except json.JSONDecodeError:
-        raise TinctError(f"{path}: model header 'config' is not valid JSON") from None
-    try:
-        steps = int(meta.get("steps") or 0)
-    except ValueError:
-        steps = 0
-    head = str(config.get("head", "regression"))
-    return ModelInfo(name=name, family=meta.get("model", "?"), head=head,
-                     hints=bool(config.get("hint_channels", 0)), trained_on=meta.get("trained_on", ""),
-                     steps=steps, prior_correction=(float(config.get("prior_correction") or 0.0)
-                                                    if head == "classification" else None))
+    f = model_file_info(name, path)
+    return ModelInfo(name=name, family=f.family, head=f.head, hints=f.hints, description=f.description,
+                     trained_on=f.datasets, steps=f.steps, prior_correction=f.prior_correction)

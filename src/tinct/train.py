@@ -210,7 +210,7 @@ class Trainer:
         cfg = self.cfg
         idx = self.photo_indices(step)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1 + 104_729 * self.ctx.rank)
-        rgb = random_crops(torch.from_numpy(np.array(self.train_data.images[idx]))  # writable copy, cfg.size, g)
+        rgb = random_crops(torch.from_numpy(np.array(self.train_data.images[idx])), cfg.size, g)  # a writable copy
         if hasattr(self.model, "training_batch"):  # restoration: the model damages the clean crops itself
             return self.model.training_batch(rgb, g)
         L, ab = to_lab_batch(rgb)
@@ -291,7 +291,7 @@ class Trainer:
         if not self.ctx.main:
             return {}
         self.model.eval()
-        rgb = center_resize(torch.from_numpy(np.array(self.val_data.images))  # a writable copy, self.cfg.size)
+        rgb = center_resize(torch.from_numpy(np.array(self.val_data.images)), self.cfg.size)  # a writable copy
         if hasattr(self.model, "validation_scores"):  # restoration: its own scores, no colors to score
             scores = self.model.validation_scores(rgb)
             self.model.train()

@@ -35,6 +35,7 @@ class SuggestOptions:
     """How a spot's distribution becomes a short list of colors."""
     count: int = 6                     # suggestions returned (fewer when the distribution has fewer clusters)
     merge_radius: float = 15.0         # ab units: bins this close to a cluster's seed join that cluster
+    min_probability: float = 1e-3      # clusters less likely than this are not offered
     temperature: float = 1.0           # of the softmax over bins: 1 = the model's probabilities as trained
     prior_correction: float | None = None   # None: the model's own (the one its colors are decoded with)
     render_factor: int = DEFAULT_RENDER_FACTOR
@@ -129,6 +130,8 @@ def suggest_at(model: ColorModel, probs: torch.Tensor, L_spot: float, fy: float,
     probs = probs / probs.sum()
     out = []
     for ab, mass in cluster(centers, probs, options.count, options.merge_radius):
+        if out and mass < options.min_probability:
+            break
         # a mean of in-gamut bins can sit just outside a curved gamut boundary: shrink it in, as colorize does
         ab_t = torch.as_tensor(ab, dtype=torch.float64).view(1, 2, 1, 1)
         ab = clamp_ab_to_gamut(torch.full((1, 1, 1, 1), float(L_spot), dtype=torch.float64), ab_t).view(2).numpy()

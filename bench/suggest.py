@@ -1,15 +1,15 @@
 """Color suggestions on val500: is the true color among them, and what do points at suggested colors buy?
 
     nice -n 10 python3 bench/suggest.py [--model default] [--pixels 20] [--photos 0] [--hint-photos 100]
-                                        [--points 1 5 10] [--radius 15] [--note "..."]
+                                        [--points 1 5 10] [--radius 15] [--sweep] [--note "..."]
 
 1. Hits. For every color photo of val500 (colorfulness >= 5, as ``tinct evaluate``; ``--photos N``: an
    even sample of N), the photo is grayed (its CIE L), the network runs once at the default render factor
    and ``--pixels`` random pixels (seeded) are asked for suggestions (``tinct.suggest``: the shipped code
    path, at each pixel's lightness). A pixel is a hit at k when one of the first k suggestions lies within
-   ``--radius`` (15) ab units of the pixel's true ab. Besides the shipped settings, the table shows the
-   same with other prior corrections and cluster radii (same pixels, same network outputs), and the
-   colorization itself (the decoded color at the pixel) as a one-color reference.
+   ``--radius`` (15) ab units of the pixel's true ab. With ``--sweep`` the table also shows other prior
+   corrections and cluster radii (same pixels, same network outputs); the colorization itself (the
+   decoded color at the pixel) is shown as a one-color reference.
 2. Points. For ``--hint-photos`` photos (an even sample), ``N`` random spots each get a point (a disc
    covering about 3x3 network cells, as the page places them) whose color is (a) the truth's mean color
    under it, (b) the suggestion nearest the truth among the top 6 (a person picking the right one of six),
@@ -49,21 +49,20 @@ VAL = ROOT.parent / "shared" / "data" / "val" / "imagenette-val500"
 OUT = ROOT / "bench" / "results" / "suggest.md"
 
 
-def variants(model, radius: float) -> dict[str, SuggestOptions]:
-    """The shipped settings first, then alternatives scored on the same pixels."""
+def variants(model, radius: float, sweep: bool) -> dict[str, SuggestOptions]:
+    """The shipped settings first, then (``sweep``) alternatives scored on the same pixels."""
     own = float(model.config.prior_correction)
-    out = {f"shipped: prior correction {own:g} (the model's), cluster radius {radius:g}": SuggestOptions()}
-    for pc in sorted({0.0, 1.0} - {own}):
-        out[f"prior correction {pc:g}, radius {radius:g}"] = SuggestOptions(prior_correction=pc)
-    for r in (10.0, 20.0):
-        if r != radius:
-            out[f"prior correction {own:g}, radius {r:g}"] = SuggestOptions(merge_radius=r)
-    out[list(out)[0]].merge_radius = radius
+    out = {f"shipped: prior correction {own:g} (the model's), cluster radius 15": SuggestOptions()}
+    if sweep:
+        for pc in sorted({0.0, 1.0} - {own}):
+            out[f"prior correction {pc:g}, radius 15"] = SuggestOptions(prior_correction=pc)
+        out[f"prior correction {own:g}, radius 10"] = SuggestOptions(merge_radius=10.0)
+        out[f"prior correction {own:g}, radius 20"] = SuggestOptions(merge_radius=20.0)
     return out
 
 
-def hits(model, photos, pixels: int, radius: float, rf: int, seed: int):
-    opts = variants(model, radius)
+def hits(model, photos, pixels: int, radius: float, rf: int, seed: int, sweep: bool):
+    opts = variants(model, radius, sweep)
     counts = {name: np.zeros(3) for name in opts}
     decoded_hits, n, sizes = 0, 0, []
     rng = np.random.default_rng(seed)
@@ -89,7 +88,7 @@ def hits(model, photos, pixels: int, radius: float, rf: int, seed: int):
             decoded_hits += math.dist(true_ab, ab) <= radius
             n += 1
         sizes.append(H * W)
-        if (i + 1) % 50 == 0:
+        if (i + 1) % 20 == 0:
             print(f"  hits: {i + 1} photos, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return {k: v / n for k, v in counts.items()}, decoded_hits / n, n, len(sizes)
 
@@ -162,6 +161,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--note", default="")
+    ap.add_argument("--sweep", action="store_true", help="also score other prior corrections and cluster radii")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = load_model(args.model)
@@ -170,7 +170,7 @@ def main():
     t0 = time.perf_counter()
     with torch.no_grad():
         rates, decoded, n_pixels, n_photos = hits(model, even_sample(photos, args.photos), args.pixels,
-                                                  args.radius, args.render_factor, args.seed)
+                                                  args.radius, args.render_factor, args.seed, args.sweep)
         t_hits = time.perf_counter() - t0
         base, gains = points_gain(model, even_sample(photos, args.hint_photos), args.points, args.render_factor,
                                   args.seed) if args.hint_photos and args.points else (None, {})

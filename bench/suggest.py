@@ -22,6 +22,7 @@ Writes ``bench/results/suggest.md``. Runs on whatever model ``--model`` names (d
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -62,12 +63,13 @@ def variants(model, radius: float, sweep: bool) -> dict[str, SuggestOptions]:
 
 
 def hits(model, photos, pixels: int, radius: float, rf: int, seed: int, sweep: bool):
+    """Hit counts at top 1/3/6 per variant, hits of the decoded color, pixels and photos scored."""
     opts = variants(model, radius, sweep)
     counts = {name: np.zeros(3) for name in opts}
     decoded_hits, n, sizes = 0, 0, []
-    rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     for i, (path, truth) in enumerate(photos):
+        rng = np.random.default_rng([seed, int(path_key(path))])  # pixels depend on the photo, not the shard
         lab = rgb_to_lab(truth / 255.0)
         L = lab[..., 0]
         H, W = L.shape
@@ -90,7 +92,7 @@ def hits(model, photos, pixels: int, radius: float, rf: int, seed: int, sweep: b
         sizes.append(H * W)
         if (i + 1) % 20 == 0:
             print(f"  hits: {i + 1} photos, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return {k: v / n for k, v in counts.items()}, decoded_hits / n, n, len(sizes)
+    return {k: v.tolist() for k, v in counts.items()}, int(decoded_hits), n, len(sizes)
 
 
 def point_list(lab, spots, colors, radius):
@@ -109,11 +111,12 @@ def auc_of(model, L, true_lab, rf, hints=None) -> float:
 
 
 def points_gain(model, photos, counts: list[int], rf: int, seed: int):
-    rng = np.random.default_rng(seed + 1)
+    """Per-photo AuC lists: without points, and per point count with true / best-of-6 / top-1 colors."""
     rows = {n: {"true": [], "best of 6": [], "top 1": []} for n in counts}
     base = []
     t0 = time.perf_counter()
     for i, (path, truth) in enumerate(photos):
+        rng = np.random.default_rng([seed + 1, int(path_key(path))])
         lab = rgb_to_lab(truth / 255.0)
         L = lab[..., 0]
         H, W = L.shape
@@ -139,7 +142,12 @@ def points_gain(model, photos, counts: list[int], rf: int, seed: int):
                 rows[n][name].append(auc_of(model, L, lab, rf, hints))
         if (i + 1) % 10 == 0:
             print(f"  points: {i + 1} photos, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return float(np.mean(base)), {n: {k: float(np.mean(v)) for k, v in r.items()} for n, r in rows.items()}
+    return base, rows
+
+
+def path_key(path) -> int:
+    import zlib
+    return zlib.crc32(Path(path).name.encode())
 
 
 def even_sample(items: list, n: int) -> list:
@@ -162,56 +170,79 @@ def main():
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--note", default="")
     ap.add_argument("--sweep", action="store_true", help="also score other prior corrections and cluster radii")
+    ap.add_argument("--only", choices=["hits", "points"], default=None, help="run one part only")
+    ap.add_argument("--shard", default="0/1", help="I/N: this process takes every N-th photo from the I-th")
+    ap.add_argument("--json", default=None, help="write this process's raw counts here (for --merge)")
+    ap.add_argument("--merge", nargs="*", default=None, help="combine the --json files of shards into --out")
     args = ap.parse_args()
+    if args.merge:
+        return write_markdown([json.loads(Path(f).read_text()) for f in args.merge], args)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     model = load_model(args.model)
-    files = find_images(args.data)
-    photos = list(color_truths(files))
+    i, n = (int(v) for v in args.shard.split("/"))
+    photos = list(color_truths(find_images(args.data)))
+    part = {"argv": sys.argv[1:], "model": args.model, "model_file": resolve_model_path(args.model).name,
+            "family": model.name, "bins": model.config.num_bins,
+            "prior_correction": float(model.config.prior_correction), "render_factor": args.render_factor,
+            "radius": args.radius, "torch": torch.__version__, "threads": torch.get_num_threads()}
     t0 = time.perf_counter()
     with torch.no_grad():
-        rates, decoded, n_pixels, n_photos = hits(model, even_sample(photos, args.photos), args.pixels,
-                                                  args.radius, args.render_factor, args.seed, args.sweep)
-        t_hits = time.perf_counter() - t0
-        base, gains = points_gain(model, even_sample(photos, args.hint_photos), args.points, args.render_factor,
-                                  args.seed) if args.hint_photos and args.points else (None, {})
-    seconds = time.perf_counter() - t0
+        if args.only != "points":
+            rates, decoded, n_pixels, n_photos = hits(model, even_sample(photos, args.photos)[i::n], args.pixels,
+                                                      args.radius, args.render_factor, args.seed, args.sweep)
+            part.update(hits=rates, decoded=decoded, pixels=n_pixels, photos=n_photos)
+        if args.only != "hits" and args.hint_photos and args.points:
+            base, gains = points_gain(model, even_sample(photos, args.hint_photos)[i::n], args.points,
+                                      args.render_factor, args.seed)
+            part.update(base=base, gains={str(k): v for k, v in gains.items()})
+    part["seconds"] = time.perf_counter() - t0
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(part))
+    else:
+        write_markdown([part], args)
 
-    path = resolve_model_path(args.model)
-    lines = [
-        "# Color suggestions on val500",
-        "",
-        f"`{' '.join(['python3 bench/suggest.py'] + sys.argv[1:])}` on {platform.machine()}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {seconds / 60:.1f} min "
-        f"(hits {t_hits / 60:.1f} min).",
-        f"Model: `{args.model}` ({path.name}, {model.name}, {model.config.num_bins} bins, prior correction "
-        f"{model.config.prior_correction:g}), render factor {args.render_factor}. {args.note}".rstrip(),
-        "",
-        f"## Is the true color among the suggestions? ({n_pixels} random pixels of {n_photos} photos)",
-        "",
-        f"A hit at k: one of the first k suggestions within {args.radius:g} ab units of the pixel's true color.",
-        "",
-        "| suggestions | top 1 % | top 3 % | top 6 % |",
-        "|---|---|---|---|",
+
+def write_markdown(parts: list[dict], args) -> None:
+    p0 = parts[0]
+    commands = sorted({" ".join(["python3 bench/suggest.py"] + p["argv"]) for p in parts})
+    lines = ["# Color suggestions on val500", ""]
+    lines += [f"`{c}`" + ("  " if k < len(commands) - 1 else "") for k, c in enumerate(commands)]
+    if len(parts) > 1:
+        lines.append(f"({len(parts)} processes, merged by `python3 bench/suggest.py --merge ...`)")
+    lines += [
+        f"on {platform.machine()}, torch {p0['torch']}, {p0['threads']} thread(s) each; "
+        f"{sum(p['seconds'] for p in parts) / 60:.1f} process-minutes on a shared, heavily loaded CPU.",
+        f"Model: `{p0['model']}` ({p0['model_file']}, {p0['family']}, {p0['bins']} bins, prior correction "
+        f"{p0['prior_correction']:g}), render factor {p0['render_factor']}. {args.note}".rstrip(),
     ]
-    for name, r in rates.items():
-        bold = "**" if name.startswith("shipped") else ""
-        lines.append(f"| {bold}{name}{bold} | {r[0] * 100:.1f} | {r[1] * 100:.1f} | {bold}{r[2] * 100:.1f}{bold} |")
-    lines.append(f"| the colorization itself (one color, the model's decoding) | {decoded * 100:.1f} | | |")
-    if gains:
-        hint_n = len(even_sample(photos, args.hint_photos))
-        lines += [
-            "",
-            f"## What points at suggested colors buy ({hint_n} photos)",
-            "",
-            f"AuC % (ab error, thresholds 0..150) of the colorization; without points: {base:.2f}. "
-            "Gain over that in brackets.",
-            "",
-            "| points | true colors | best of the 6 suggestions | top suggestion |",
-            "|---|---|---|---|",
-        ]
-        for n, g in gains.items():
-            lines.append(f"| {n} | " + " | ".join(f"{g[k]:.2f} ({g[k] - base:+.2f})"
-                                                  for k in ("true", "best of 6", "top 1")) + " |")
+    with_hits = [p for p in parts if "hits" in p]
+    if with_hits:
+        n_pixels = sum(p["pixels"] for p in with_hits)
+        n_photos = sum(p["photos"] for p in with_hits)
+        counts = {name: np.sum([p["hits"][name] for p in with_hits], 0) for name in with_hits[0]["hits"]}
+        decoded = sum(p["decoded"] for p in with_hits) / n_pixels
+        lines += ["", f"## Is the true color among the suggestions? ({n_pixels} random pixels of {n_photos} photos)",
+                  "", f"A hit at k: one of the first k suggestions within {p0['radius']:g} ab units of the pixel's "
+                  "true color.", "", "| suggestions | top 1 % | top 3 % | top 6 % |", "|---|---|---|---|"]
+        for name, c in counts.items():
+            r = c / n_pixels
+            bold = "**" if name.startswith("shipped") else ""
+            lines.append(f"| {bold}{name}{bold} | {r[0] * 100:.1f} | {r[1] * 100:.1f} | {bold}{r[2] * 100:.1f}{bold} |")
+        lines.append(f"| the colorization itself (one color, the model's decoding) | {decoded * 100:.1f} | | |")
+    with_points = [p for p in parts if "gains" in p]
+    if with_points:
+        base = [a for p in with_points for a in p["base"]]
+        b = float(np.mean(base))
+        lines += ["", f"## What points at suggested colors buy ({len(base)} photos)", "",
+                  f"AuC % (ab error, thresholds 0..150) of the colorization; without points: {b:.2f}. "
+                  "Gain over that in brackets.", "",
+                  "| points | true colors | best of the 6 suggestions | top suggestion |", "|---|---|---|---|"]
+        for npts in with_points[0]["gains"]:
+            g = {k: float(np.mean([a for p in with_points for a in p["gains"][npts][k]]))
+                 for k in ("true", "best of 6", "top 1")}
+            lines.append(f"| {npts} | " + " | ".join(f"{g[k]:.2f} ({g[k] - b:+.2f})"
+                                                     for k in ("true", "best of 6", "top 1")) + " |")
     text = "\n".join(lines) + "\n"
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(text)

@@ -23,6 +23,7 @@ def need_chromium():
 def open_page(p, srv, problems):
     browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(180_000)  # a loaded CI machine runs the network slowly
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "410" not in m.text else None)
     page.goto(srv.url + "/")

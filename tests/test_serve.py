@@ -344,6 +344,7 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+            page.set_default_timeout(180_000)  # a loaded machine runs the network slowly
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(srv.url + "/")

@@ -159,6 +159,7 @@ def test_five_pairs_in_chromium_end_up_in_the_csv(study):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.set_default_timeout(180_000)
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(srv.url + "/")

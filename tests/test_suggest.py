@@ -213,7 +213,7 @@ def test_api_palette_of_a_reference_photo(client):
     r = client.post("/api/palette", files={"image": ("ref.png", png(ref), "image/png")})
     assert r.status_code == 200, r.text
     colors = r.json()["colors"]
-    assert len(colors) == 6 and all(c.startswith("#") and len(c) == 7 for c in colors)
+    assert 2 <= len(colors) <= 6 and all(c.startswith("#") and len(c) == 7 for c in colors)
     abs_ = np.array([lab_of(c)[1:] for c in colors])
     assert (abs_[:, 0] > 40).any() and (abs_[:, 1] < -40).any()  # the red and the blue are both there
     r = client.post("/api/palette", files={"image": ("x.png", b"not an image", "image/png")})

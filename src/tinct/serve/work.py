@@ -37,7 +37,7 @@ MAX_SATURATION = 2.0
 @dataclass
 class Job:
     """One colorization. ``image``: the uploaded bytes; ``points``: parsed hints JSON (a list) or None."""
-    image: bytes
+    image: bytes | None                # the uploaded bytes; None when ``photo`` is given
     model: ColorModel
     model_name: str
     render_factor: int
@@ -188,7 +188,10 @@ def reference_palette(data: bytes, max_pixels: int, colors: int = 6) -> list[str
     except (OSError, SyntaxError, ValueError) as e:
         raise RequestError(400, f"reference: cannot decode ({_first_line(e)})") from None
     lab = rgb_to_lab(np.asarray(im, np.float64) / 255.0)
-    centers = palette_from_lab(lab, colors)
+    with warnings.catch_warnings():  # a photo with fewer than `colors` distinct colors leaves clusters empty
+        warnings.simplefilter("ignore", (RuntimeWarning, UserWarning))
+        centers = palette_from_lab(lab, colors)
+    centers = centers[np.isfinite(centers).all(1)]
     flat = lab.reshape(-1, 3)
     owner = ((flat[:, None, 1:] - centers[None]) ** 2).sum(-1).argmin(1)
     out = []
@@ -197,7 +200,9 @@ def reference_palette(data: bytes, max_pixels: int, colors: int = 6) -> list[str
         ab_t = clamp_ab_to_gamut(torch.full((1, 1, 1, 1), L, dtype=torch.float64),
                                  torch.as_tensor(ab, dtype=torch.float64).view(1, 2, 1, 1)).view(2).numpy()
         rgb = lab_to_rgb(np.array([L, ab_t[0], ab_t[1]]))
-        out.append("#" + "".join(f"{int(round(float(v) * 255)):02x}" for v in rgb))
+        color = "#" + "".join(f"{int(round(float(v) * 255)):02x}" for v in rgb)
+        if color not in out:
+            out.append(color)
     return out
 
 

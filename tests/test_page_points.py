@@ -33,7 +33,7 @@ def open_page(p, srv, problems):
 
 def test_suggest_pick_move_delete_undo_in_chromium(tmp_path, monkeypatch):
     need_chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
     photo = _browser_photo(tmp_path)
     w, h = Image.open(photo).size
     app = create_app(ServeConfig(models=["default"], workers=1, queue=4))
@@ -68,7 +68,7 @@ def test_suggest_pick_move_delete_undo_in_chromium(tmp_path, monkeypatch):
             assert job.image is None and job.photo is not None  # edits send the photo's id only
             assert [pt["color"] for pt in job.points] == [choice]
             x0, y0 = job.points[0]["x"], job.points[0]["y"]
-            page.wait_for_function("document.querySelector('#status').textContent.includes('1 color point')")
+            expect(page.locator("#status")).to_contain_text("1 color point")
 
             # resize it: 9x9 cells
             with page.expect_response("**/api/colorize"):
@@ -78,6 +78,7 @@ def test_suggest_pick_move_delete_undo_in_chromium(tmp_path, monkeypatch):
             assert r9 > 3 * 1 and page.text_content("#sizeOut") == "9×9"
 
             # drag it elsewhere
+            frame = page.locator("#frame").bounding_box()
             dot = page.locator(".point").bounding_box()
             with page.expect_response("**/api/colorize"):
                 page.mouse.move(dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2)

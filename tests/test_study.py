@@ -152,7 +152,7 @@ def test_five_pairs_in_chromium_end_up_in_the_csv(study):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing: .ci/run should install Debian's chromium")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
     s, cfg = study
     problems, clicks = [], ["left", "right", "right", "left", "left"]
     with ServerThread(create_study_app(s)) as srv, sync_playwright() as p:
@@ -166,8 +166,9 @@ def test_five_pairs_in_chromium_end_up_in_the_csv(study):
             page.wait_for_selector("#start:not([disabled])")
             page.click("#start")
             for i, side in enumerate(clicks):
-                page.wait_for_function(f"document.querySelector('#index').textContent === '{i + 1}' && "
-                                       "!document.querySelector('.pair').classList.contains('concealed')")
+                # (no wait_for_function: its polling evaluates strings, which the page's CSP forbids)
+                expect(page.locator("#index")).to_have_text(str(i + 1))
+                page.wait_for_selector(".pair:not(.concealed)")
                 with page.expect_response("**/api/answer"):
                     if i == 3:
                         page.keyboard.press("ArrowLeft")

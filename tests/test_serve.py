@@ -344,6 +344,7 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+            page.set_default_timeout(180_000)  # a loaded machine runs the network slowly
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(srv.url + "/")
@@ -364,9 +365,10 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
             page.mouse.up()
             assert 25 <= int(page.get_attribute("#divider", "aria-valuenow")) <= 35
 
-            page.fill("#pointColor", "#d03a2a")
+            page.mouse.click(frame["x"] + frame["width"] * 0.7, frame["y"] + frame["height"] * 0.4)
+            page.wait_for_selector("#spotCard:not([hidden]) .suggestion")  # a click asks for suggestions first
             with page.expect_response("**/api/colorize") as second:
-                page.mouse.click(frame["x"] + frame["width"] * 0.7, frame["y"] + frame["height"] * 0.4)
+                page.fill("#pointColor", "#d03a2a")  # any color, instead of a suggestion
             assert second.value.status == 200
             points = jobs[-1].points  # what the server was sent (a browser keeps multipart blobs to itself)
             assert len(points) == 1 and points[0]["color"] == "#d03a2a"

@@ -372,6 +372,47 @@ def serve_cmd(host, port, workers, queue, models, max_upload_mb, max_pixels, max
     run_server(cfg, on_ready=lambda url: click.echo(f"tinct: serving on {url} (Ctrl-C to stop)", err=True))
 
 
+@cli.command("study")
+@click.option("--truth", multiple=True, help="Folder of real color photos to show (repeatable).")
+@click.option("--model", "models", multiple=True,
+              help="Model whose colorizations are shown: shipped name or .safetensors file (repeatable; default: default).")
+@click.option("--answers", default="answers.csv", show_default=True,
+              help="CSV the answers are appended to (continued if it exists); the pairs go to ANSWERS_pairs/.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="0: any free port.")
+@click.option("--trials", type=click.IntRange(0), default=0, show_default=True,
+              help="Pairs per participant (0: one per photo); a participant never sees a photo twice.")
+@click.option("--show-seconds", type=click.FloatRange(0), default=0, show_default=True,
+              help="Hide each pair after this many seconds (0: shown until answered).")
+@click.option("--photos", type=click.IntRange(0), default=0, show_default=True,
+              help="Use an even sample of this many photos (0: all).")
+@click.option("--size", type=click.IntRange(32, 4096), default=512, show_default=True,
+              help="Longest side of the shown photos, px.")
+@click.option("--render-factor", type=click.IntRange(1, 200), default=None,
+              help="Working resolution of the colorizations (default: as tinct colorize).")
+@click.option("--report", "report_csv", default=None,
+              help="Instead of serving: print each model's fooling rate (95% interval) from this answers CSV.")
+@click.option("--picture", default=None,
+              help="With --report: where the picture of the most and least convincing pairs goes "
+                   "(default ANSWERS_convincing.png).")
+def study_cmd(truth, models, answers, host, port, trials, show_seconds, photos, size, render_factor, report_csv,
+              picture):
+    """A colorization Turing test: participants pick the real photo of each pair; --report scores the answers."""
+    if report_csv:
+        from .study.report import report
+        report(report_csv, picture, echo=click.echo)
+        return
+    from .pipeline import DEFAULT_RENDER_FACTOR
+    from .study import StudyConfig
+    from .study.app import run_study
+    cfg = StudyConfig(truth=list(truth), models=list(models) or ["default"], answers=answers, host=host, port=port,
+                      trials=trials, show_seconds=show_seconds, photos=photos, size=size,
+                      render_factor=render_factor or DEFAULT_RENDER_FACTOR)
+    run_study(cfg, log=lambda m: click.echo(m, err=True),
+              on_ready=lambda url, n: click.echo(f"tinct study: {n} pairs, serving on {url}; answers go to "
+                                                 f"{answers} (Ctrl-C to stop)", err=True))
+
+
 def main(argv=None):
     try:
         cli.main(args=argv, prog_name="tinct", standalone_mode=False)

@@ -29,11 +29,14 @@ from ..pipeline import DEFAULT_RENDER_FACTOR, RENDER_FACTOR_RANGE, decoding_for
 from . import work
 from .errors import RequestError
 from .limits import BodyLimit
+from .photos import PhotoCache, PhotoCacheConfig
 from .pool import InferencePool, PoolFull
 from .store import ModelStore
 
 STATIC_DIR = Path(__file__).parent / "static"
-COLORIZE_FIELDS = {"image", "model", "render_factor", "hints", "prior_correction", "restore"}
+COLORIZE_FIELDS = {"image", "photo", "model", "render_factor", "hints", "prior_correction", "palette", "saturation",
+                  "restore"}
+SUGGEST_FIELDS = {"image", "photo", "x", "y", "model", "render_factor", "hints"}
 log = logging.getLogger("tinct.serve")
 
 # The page loads only its own files: no CDN, no inline script, images from blob: URLs it made.
@@ -59,6 +62,7 @@ class ServeConfig:
     max_render_factor: int = RENDER_FACTOR_RANGE[1]  # lower it to bound a request's cost (grows with its square)
     max_points: int = 1000
     torch_threads: int | None = None      # None: the cores shared out among the workers
+    photos: PhotoCacheConfig = field(default_factory=PhotoCacheConfig)  # decoded uploads kept for edits
 
 
 def create_app(config: ServeConfig | None = None) -> FastAPI:
@@ -70,6 +74,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     store = ModelStore(config.models)
     store.get(None)  # load the default now: a broken file fails the start, and the first request is not slow
     pool = InferencePool(config.workers, config.queue)
+    photos = PhotoCache(config.photos)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -79,7 +84,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     app = FastAPI(title="tinct", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Colorize grayscale photos. `POST /api/colorize` with a multipart `image` "
                               "returns the colorized PNG; the page at `/` does the same in a browser.")
-    app.state.config, app.state.store, app.state.pool = config, store, pool
+    app.state.config, app.state.store, app.state.pool, app.state.photos = config, store, pool, photos
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -105,7 +110,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     @app.get("/healthz", summary="Liveness and load")
     async def healthz():
         stats = pool.stats()
-        return {"status": "ok", "version": __version__, **asdict(stats), "models_loaded": store.loaded}
+        return {"status": "ok", "version": __version__, **asdict(stats), "models_loaded": store.loaded,
+                "photos_kept": photos.stats()}
 
     @app.get("/api/models", summary="Models on offer, the render factor range and limits")
     async def models():
@@ -115,7 +121,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             "render_factor": {"default": min(DEFAULT_RENDER_FACTOR, config.max_render_factor),
                               "min": RENDER_FACTOR_RANGE[0],
                               "max": config.max_render_factor},
-            "features": {"hints": any(store.info(n).hints for n in store.names), "reference": False},
+            "features": {"hints": any(store.info(n).hints for n in store.names), "reference": False,
+                         "suggestions": any(store.info(n).head == "classification" for n in store.names),
+                         "palette": True, "saturation": {"min": 0.0, "max": work.MAX_SATURATION}},
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_points": config.max_points},
         }
@@ -132,8 +140,10 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                                                                   "retry after the Retry-After seconds"}})
     async def colorize(
         request: Request,
-        image: UploadFile = File(..., description="The photo (PNG, JPEG, WebP, TIFF, BMP or GIF; sniffed "
-                                                  "from its content, not its name)"),
+        image: UploadFile | None = File(None, description="The photo (PNG, JPEG, WebP, TIFF, BMP or GIF; "
+                                                          "sniffed from its content, not its name)"),
+        photo: str | None = Form(None, description="Instead of `image`: the id of a photo uploaded earlier "
+                                                   "(the X-Tinct-Photo header of its answer); 410 once gone"),
         model: str | None = Form(None, description="A name from /api/models (default: the server's default)"),
         render_factor: int | None = Form(None, description=f"Working resolution = factor x 16 px, "
                                          f"{RENDER_FACTOR_RANGE[0]}..{RENDER_FACTOR_RANGE[1]} unless the server "
@@ -142,33 +152,108 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                                                    '"#c03020", "radius": 4}, ...] in photo pixels'),
         prior_correction: float | None = Form(None, description="Classification models: 0 = bold colors as "
                                               "trained, 1 = safe and grayer (default: the model's own)"),
+        palette: str | None = Form(None, description='Global hint: colors to favour, "#rrggbb,#rrggbb,..." '
+                                                     "(classification models; see /api/palette)"),
+        saturation: float | None = Form(None, description="Global hint: chroma multiplier, 0 (gray) to 2; "
+                                                          "default 1"),
         restore: bool = Form(False, description="Restore first: scratches, dust, grain, fading (as `tinct restore`)"),
     ):
-        unknown = sorted(set((await request.form()).keys()) - COLORIZE_FIELDS)
-        if unknown:  # a misspelt or unsupported field (e.g. a reference photo) is an error, not silently ignored
-            raise RequestError(400, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(COLORIZE_FIELDS))}")
-        rf = DEFAULT_RENDER_FACTOR if render_factor is None else render_factor
-        if not RENDER_FACTOR_RANGE[0] <= rf <= config.max_render_factor:
-            raise RequestError(400, f"render_factor must be {RENDER_FACTOR_RANGE[0]}..{config.max_render_factor}, "
-                                    f"got {rf}")
-        try:
-            name, net = store.get(model or None)
-        except KeyError:
-            raise RequestError(400, f"unknown model {model!r}; choose one of {', '.join(store.names)}") from None
+        await _refuse_unknown(request, COLORIZE_FIELDS)
+        rf = _render_factor(render_factor)
+        name, net = _model(model)
         decoding = decoding_for(net, prior_correction=prior_correction)  # bad value or model: 400, one line
-        points = work.parse_points(hints, config.max_points)
-        data = await image.read()
-        work.open_upload(data, "image", config.max_pixels).close()  # refuse non-images before queueing
-        job = work.Job(image=data, model=net, model_name=name, render_factor=rf, points=points,
-                       max_pixels=config.max_pixels, decoding=decoding, restore=restore)
+        sat = 1.0 if saturation is None else saturation
+        if not 0 <= sat <= work.MAX_SATURATION:
+            raise RequestError(400, f"saturation must be in [0, {work.MAX_SATURATION:g}], got {sat}")
+        job = work.Job(image=None, model=net, model_name=name, render_factor=rf,
+                       points=work.parse_points(hints, config.max_points), max_pixels=config.max_pixels,
+                       decoding=decoding, palette=work.parse_palette(palette), saturation=float(sat),
+                       restore=restore)
+        await _attach_photo(job, image, photo)
         try:
             result = await pool.submit(work.run, job)
         except PoolFull:
-            return JSONResponse({"error": f"server busy: all {pool.capacity} slots taken; retry shortly"},
-                                status_code=503, headers={"Retry-After": "1"})
-        return Response(result.png, media_type="image/png", headers={
-            "X-Tinct-Model": name, "X-Tinct-Render-Factor": str(rf), "X-Tinct-Seconds": f"{result.seconds:.3f}",
-            "X-Tinct-Size": f"{result.width}x{result.height}", "Cache-Control": "no-store"})
+            return _busy()
+        headers = {"X-Tinct-Model": name, "X-Tinct-Render-Factor": str(rf), "X-Tinct-Seconds": f"{result.seconds:.3f}",
+                   "X-Tinct-Size": f"{result.width}x{result.height}", "Cache-Control": "no-store"}
+        if result.photo_id:
+            headers["X-Tinct-Photo"] = result.photo_id
+        return Response(result.png, media_type="image/png", headers=headers)
+
+    @app.post("/api/suggest", summary="The model's most probable colors for one spot of a photo",
+              responses={400: {"model": ErrorBody, "description": "Bad field, spot outside the photo, or a model "
+                                                                  "without a color distribution"},
+                         410: {"model": ErrorBody, "description": "The photo id is gone; upload the image"},
+                         503: {"model": ErrorBody, "description": "Busy; retry"}})
+    async def suggest(
+        request: Request,
+        x: int = Form(..., description="Pixel column, from the left"),
+        y: int = Form(..., description="Pixel row, from the top"),
+        image: UploadFile | None = File(None, description="The photo"),
+        photo: str | None = Form(None, description="Instead of `image`: the id of a photo uploaded earlier"),
+        model: str | None = Form(None, description="A name from /api/models (default: the server's default)"),
+        render_factor: int | None = Form(None, description="Working resolution = factor x 16 px (as colorized)"),
+        hints: str | None = Form(None, description="Color points already placed (as for /api/colorize): "
+                                                   "the model conditions on them"),
+    ):
+        """Up to 6 colors, most probable first: `{"suggestions": [{"color": "#rrggbb", "lab": [L, a, b],
+        "probability": p}, ...], "lightness": L, "photo": id, ...}`, all at the spot's lightness and inside
+        the sRGB gamut (clusters of the classification head's distribution at that spot)."""
+        await _refuse_unknown(request, SUGGEST_FIELDS)
+        rf = _render_factor(render_factor)
+        name, net = _model(model)
+        job = work.Job(image=None, model=net, model_name=name, render_factor=rf,
+                       points=work.parse_points(hints, config.max_points), max_pixels=config.max_pixels)
+        await _attach_photo(job, image, photo)
+        try:
+            return await pool.submit(work.suggest, job, x, y)
+        except PoolFull:
+            return _busy()
+
+    @app.post("/api/palette", summary="The main colors of a color reference photo, for the palette hint")
+    async def palette_of(request: Request, image: UploadFile = File(..., description="A color photo")):
+        """`{"colors": ["#rrggbb", ...]}`: 6 k-means clusters of its chroma (as `tinct colorize --palette
+        PHOTO`); send them back as `palette` to /api/colorize."""
+        await _refuse_unknown(request, {"image"})
+        data = await image.read()
+        try:
+            return {"colors": await pool.submit(work.reference_palette, data, config.max_pixels)}
+        except PoolFull:
+            return _busy()
+
+    async def _refuse_unknown(request: Request, fields: set[str]) -> None:
+        unknown = sorted(set((await request.form()).keys()) - fields)
+        if unknown:  # a misspelt or unsupported field is an error, not silently ignored
+            raise RequestError(400, f"unknown field {unknown[0]!r}; fields: {', '.join(sorted(fields))}")
+
+    def _render_factor(render_factor: int | None) -> int:
+        rf = DEFAULT_RENDER_FACTOR if render_factor is None else render_factor
+        if not 1 <= rf <= config.max_render_factor:
+            raise RequestError(400, f"render_factor must be 1..{config.max_render_factor}, got {rf}")
+        return rf
+
+    def _model(model: str | None):
+        try:
+            return store.get(model or None)
+        except KeyError:
+            raise RequestError(400, f"unknown model {model!r}; choose one of {', '.join(store.names)}") from None
+
+    async def _attach_photo(job: work.Job, image: UploadFile | None, photo: str | None) -> None:
+        """The job's photo: an upload (checked before queueing) or a cached one by id."""
+        if image is not None:
+            job.image = await image.read()
+            work.open_upload(job.image, "image", config.max_pixels).close()  # refuse non-images before queueing
+            job.cache = photos
+        elif photo:
+            job.photo, job.photo_id = photos.get(photo), photo
+            if job.photo is None:
+                raise RequestError(410, "photo: no longer kept on the server; upload the image again")
+        else:
+            raise RequestError(422, "image: field required (or photo, the id of an earlier upload)")
+
+    def _busy() -> JSONResponse:
+        return JSONResponse({"error": f"server busy: all {pool.capacity} slots taken; retry shortly"},
+                            status_code=503, headers={"Retry-After": "1"})
 
     return app
 

@@ -12,26 +12,33 @@ import io
 import json
 import time
 import warnings
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..color import rgb_to_lab
 from ..errors import TinctError
-from ..io import image_to_luminance
+from ..hints import parse_color
+from ..io import LoadedImage, image_to_luminance
 from ..models.base import ColorModel, Decoding
-from ..pipeline import ColorizeOptions, colorize_luminance, working_size
+from ..pipeline import predict_ab, recombine, working_size
 from .errors import RequestError
+from .photos import PhotoCache
 from .points import points_tensor
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
 PNG_COMPRESS_LEVEL = 3  # on a 1.2 MP result, Pillow's default (6) took 2.2x as long as 3 for a file no smaller
+MAX_PALETTE_COLORS = 16
+MAX_SATURATION = 2.0
 
 
 @dataclass
 class Job:
     """One colorization. ``image``: the uploaded bytes; ``points``: parsed hints JSON (a list) or None."""
-    image: bytes
+    image: bytes | None                # the uploaded bytes; None when ``photo`` is given
     model: ColorModel
     model_name: str
     render_factor: int
@@ -39,6 +46,11 @@ class Job:
     max_pixels: int
     decoding: Decoding | None = None   # per-request prior correction; the shared model is never mutated
     restore: bool = False              # repair the damage (tinct.restore) before colorizing
+    photo: LoadedImage | None = None   # a photo decoded earlier (from the cache): then ``image`` is None
+    photo_id: str | None = None        # its id
+    cache: PhotoCache | None = None    # where a newly decoded upload is kept for later requests
+    palette: np.ndarray | None = None  # global hint: ab (K, 2) the colors should favour
+    saturation: float = 1.0            # global hint: chroma multiplier (1 = as predicted)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class Result:
     width: int
     height: int
     seconds: float
+    photo_id: str | None = None        # the id later requests may send instead of the image
 
 
 def open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
@@ -87,9 +100,27 @@ def parse_points(text: str | None, max_points: int) -> list | None:
     return points or None
 
 
-def run(job: Job) -> Result:
-    """Decode, colorize, encode. Raises ``RequestError`` for anything wrong with the inputs."""
-    start = time.perf_counter()
+def parse_palette(text: str | None) -> np.ndarray | None:
+    """The ``palette`` field: ``"#rrggbb,#rrggbb,..."`` -> ab ``(K, 2)`` float32, or None when empty.
+
+    Colors only: unlike the CLI's ``--palette``, a request string is never taken for a file name.
+    """
+    if text is None or not text.strip():
+        return None
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if len(parts) > MAX_PALETTE_COLORS:
+        raise RequestError(400, f"palette: {len(parts)} colors, over the limit of {MAX_PALETTE_COLORS}")
+    try:
+        rgb = np.array([parse_color(p) for p in parts], np.float64) / 255.0
+    except ValueError as e:
+        raise RequestError(400, f"palette: {e}") from None
+    return rgb_to_lab(rgb)[:, 1:].astype(np.float32)
+
+
+def decode(job: Job) -> tuple[LoadedImage, str | None]:
+    """The job's photo as luminance (+ alpha) and its cache id: from the cache, or decoded and then kept."""
+    if job.photo is not None:
+        return job.photo, job.photo_id
     im = open_upload(job.image, "image", job.max_pixels)
     try:
         loaded = image_to_luminance(im, max_pixels=job.max_pixels, name="image")
@@ -99,20 +130,85 @@ def run(job: Job) -> Result:
         raise RequestError(400, f"image: cannot decode ({_first_line(e)})") from None
     finally:
         im.close()
-    if job.restore:
+    return loaded, (job.cache.put(loaded) if job.cache is not None else None)
+
+
+def hints_for(job: Job, shape: tuple[int, int]):
+    """The job's points as the model's hint tensor at working size, or None."""
+    if not job.points:
+        return None
+    if not job.model.config.hint_channels:
+        raise RequestError(400, f"model {job.model_name!r} does not take color "
+                                "points; choose a model with hints support (see /api/models)")
+    h, w = working_size(*shape, job.render_factor, job.model.stride)
+    return points_tensor(job.points, shape, h, w)
+
+
+def run(job: Job) -> Result:
+    """Decode (or take the cached photo), colorize, encode. Raises ``RequestError`` for bad inputs."""
+    start = time.perf_counter()
+    loaded, photo_id = decode(job)
+    if job.restore:  # on a copy: the cached photo stays as uploaded
         from ..restore.run import restore_luminance
-        loaded.L = restore_luminance(loaded.L)[0]
+        loaded = dataclasses.replace(loaded, L=restore_luminance(loaded.L)[0])
     H, W = loaded.L.shape
-    hints = None
-    if job.points:
-        if not job.model.config.hint_channels:
-            raise RequestError(400, f"model {job.model_name!r} does not take color "
-                                    "points; choose a model with hints support (see /api/models)")
-        h, w = working_size(H, W, job.render_factor, job.model.stride)
-        hints = points_tensor(job.points, (H, W), h, w)
-    options = ColorizeOptions(render_factor=job.render_factor, decoding=job.decoding)
-    rgb = colorize_luminance(job.model, loaded.L, options, hints)
-    return Result(png=encode_png(rgb, loaded.alpha), width=W, height=H, seconds=time.perf_counter() - start)
+    hints = hints_for(job, (H, W))
+    if job.palette is not None:
+        from ..guided.palette import predict_ab_palette
+        ab = predict_ab_palette(job.model, loaded.L, job.palette, job.render_factor, hints, decoding=job.decoding)
+    else:
+        ab = predict_ab(job.model, loaded.L, job.render_factor, hints, decoding=job.decoding)
+    if job.saturation != 1.0:
+        ab = ab * job.saturation  # recombine shrinks what leaves the gamut, keeping L and hue
+    rgb = recombine(loaded.L, ab)
+    return Result(png=encode_png(rgb, loaded.alpha), width=W, height=H, seconds=time.perf_counter() - start,
+                  photo_id=photo_id)
+
+
+def suggest(job: Job, x: int, y: int) -> dict:
+    """The model's most probable colors at pixel (``x``, ``y``) of the job's photo, as the JSON answer."""
+    from ..suggest import SuggestOptions, check_spot, suggest_for_luminance
+    loaded, photo_id = decode(job)
+    H, W = loaded.L.shape
+    try:
+        check_spot(x, y, W, H)
+    except TinctError as e:
+        raise RequestError(400, f"x, y: {e}") from None
+    options = SuggestOptions(render_factor=job.render_factor)
+    found = suggest_for_luminance(job.model, loaded.L, x, y, hints_for(job, (H, W)), options)
+    return {"x": x, "y": y, "lightness": round(float(loaded.L[y, x]), 2), "model": job.model_name,
+            "photo": photo_id, "width": W, "height": H,
+            "suggestions": [{"color": s.color, "lab": list(s.lab), "probability": s.probability} for s in found]}
+
+
+def reference_palette(data: bytes, max_pixels: int, colors: int = 6) -> list[str]:
+    """The main colors of a color reference photo (k-means of its chroma, as ``--palette PHOTO``) as hex."""
+    from ..color import clamp_ab_to_gamut, lab_to_rgb
+    from ..guided.palette import palette_from_lab
+    im = open_upload(data, "reference", max_pixels)
+    try:
+        im.draft("RGB", (512, 512))  # JPEG: decode at a reduced scale, enough for a palette
+        im = im.convert("RGB")
+        im.thumbnail((500, 500))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise RequestError(400, f"reference: cannot decode ({_first_line(e)})") from None
+    lab = rgb_to_lab(np.asarray(im, np.float64) / 255.0)
+    with warnings.catch_warnings():  # a photo with fewer than `colors` distinct colors leaves clusters empty
+        warnings.simplefilter("ignore", (RuntimeWarning, UserWarning))
+        centers = palette_from_lab(lab, colors)
+    centers = centers[np.isfinite(centers).all(1)]
+    flat = lab.reshape(-1, 3)
+    owner = ((flat[:, None, 1:] - centers[None]) ** 2).sum(-1).argmin(1)
+    out = []
+    for k, ab in enumerate(centers):
+        L = float(np.median(flat[owner == k, 0])) if (owner == k).any() else 60.0
+        ab_t = clamp_ab_to_gamut(torch.full((1, 1, 1, 1), L, dtype=torch.float64),
+                                 torch.as_tensor(ab, dtype=torch.float64).view(1, 2, 1, 1)).view(2).numpy()
+        rgb = lab_to_rgb(np.array([L, ab_t[0], ab_t[1]]))
+        color = "#" + "".join(f"{int(round(float(v) * 255)):02x}" for v in rgb)
+        if color not in out:
+            out.append(color)
+    return out
 
 
 def encode_png(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:

@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--prior-correction", type=float, required=True)
     ap.add_argument("--render-factor", type=int, default=None, help="recorded in the header's notes")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--description", default=DESCRIPTION)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "default.safetensors"))
     args = ap.parse_args()
     model = load_model(args.model, overrides={"temperature": args.temperature,
@@ -40,7 +41,7 @@ def main():
                                               "encoder_frozen": 0, "encoder_lr_scale": 1.0})
     src = model.meta
     meta = {"tinct_format": "1", "model": model.name, "config": json.dumps(dataclasses.asdict(model.config)),
-            "trained_on": TRAINED_ON, "steps": src.get("steps", "0"), "description": DESCRIPTION,
+            "trained_on": TRAINED_ON, "steps": src.get("steps", "0"), "description": args.description,
             "notes": args.notes}
     if "ab_hist" in src:
         meta["ab_hist"] = src["ab_hist"]

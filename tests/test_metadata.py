@@ -96,7 +96,7 @@ def test_cli_colorizes_a_jpeg_with_corrupt_exif_and_warns_once(tmp_path, tiny_mo
     src = tmp_path / "archive_scan.jpg"
     src.write_bytes(CASES["jpeg_exif_not_tiff.jpg"]())
     r = subprocess.run([sys.executable, "-m", "tinct", "colorize", str(src), "-o", str(tmp_path / "out.png"),
-                        "--model", str(tiny_model_path)], capture_output=True, text=True, timeout=300)
+                        "--model", str(tiny_model_path), "--recolor"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "out.png").size == (50, 40)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]

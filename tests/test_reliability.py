@@ -152,7 +152,8 @@ ODD = ["gray8.png", "gray16.png", "gray16.tif", "float.tif", "bilevel.png", "rgb
 def test_odd_input_colorizes_with_its_size_and_luminance(kind, tmp_path, tiny_model_path, capsys):
     src, size, L_expected, tol = odd_input(kind, tmp_path)
     dest = tmp_path / "out" / (Path(kind).stem + ".png")
-    code, err = run_main(capsys, "colorize", src, "-o", dest, "--model", tiny_model_path)
+    # --recolor: the color formats here must go through colorization, not the restoration of their own colors
+    code, err = run_main(capsys, "colorize", src, "-o", dest, "--model", tiny_model_path, "--recolor")
     assert code == 0, err
     out = Image.open(dest)
     assert out.size == size

@@ -90,7 +90,8 @@ def test_family_trains_via_cli_and_colorizes_with_its_own_file(model, zoo_dir, t
     net = load_model(run / "model.safetensors")
     assert net.name == model and net.meta["steps"] == "3"
     out = tmp_path / "color.png"
-    assert cli("colorize", zoo_dir / "p0.png", "-o", out, "--model", run / "model.safetensors") == 0
+    # --recolor: p0 is a color photo, which colorize would otherwise restore rather than recolor (tinct restore)
+    assert cli("colorize", zoo_dir / "p0.png", "-o", out, "--model", run / "model.safetensors", "--recolor") == 0
     rgb = np.asarray(Image.open(out).convert("RGB"))
     assert rgb.shape == (72, 80, 3)
     gray_L = rgb_to_lab(np.asarray(Image.open(zoo_dir / "p0.png").convert("RGB")) / 255.0)[..., 0]
@@ -117,7 +118,7 @@ def test_classifier_stores_bins_from_the_training_data(zoo_dir, trained, tmp_pat
     outs = {}
     for t in (1.0, 0.05):
         outs[t] = tmp_path / f"t{t}.png"
-        assert cli("colorize", zoo_dir / "p1.png", "-o", outs[t], "--model", run, "--temperature", t) == 0
+        assert cli("colorize", zoo_dir / "p1.png", "-o", outs[t], "--model", run, "--temperature", t, "--recolor") == 0
     assert not np.array_equal(np.asarray(Image.open(outs[1.0])), np.asarray(Image.open(outs[0.05])))
 
 

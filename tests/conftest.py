@@ -40,3 +40,11 @@ def tiny_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     save_model(model.eval(), path, trained_on="nothing", steps=0)
     return path
+
+
+@pytest.fixture(scope="module")
+def private_tinct_cache(tmp_path_factory):
+    """A module's own TINCT_CACHE (converted weights, photo caches), so tests never touch the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINCT_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield

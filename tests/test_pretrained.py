@@ -23,12 +23,8 @@ from .conftest import SHARED, gradient_photo
 VAL = SHARED / "val" / "imagenette-val500"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """The .pth -> safetensors conversion and `tinct train`'s photo cache go to a private TINCT_CACHE."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TINCT_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield
+# the .pth -> safetensors conversion (and `tinct train`'s photo cache) go to a private TINCT_CACHE
+pytestmark = pytest.mark.usefixtures("private_tinct_cache")
 
 
 @pytest.fixture(scope="module")

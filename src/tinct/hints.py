@@ -118,19 +118,23 @@ def hints_from_points(points, shape: tuple[int, int], name: str = "hints") -> Hi
     return hints_from_rgb(rgb, mask)
 
 
+def read_points_json(path: Path):
+    """The parsed JSON of a hints file (photo or film points); one-line errors for bad JSON or reads."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise TinctError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except (UnicodeDecodeError, OSError) as e:
+        raise TinctError(f"{path}: cannot read hints ({type(e).__name__})") from None
+
+
 def load_hints(path: str | os.PathLike, shape: tuple[int, int]) -> Hints:
     """Read a hints file (``.json``, or an image with alpha) for a photo of ``shape`` (H, W)."""
     path = Path(path)
     if not path.is_file():
         raise TinctError(f"{path}: no such hints file")
     if path.suffix.lower() == ".json":
-        try:
-            points = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise TinctError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-        except (UnicodeDecodeError, OSError) as e:
-            raise TinctError(f"{path}: cannot read hints ({type(e).__name__})") from None
-        hints = hints_from_points(points, shape, str(path))
+        hints = hints_from_points(read_points_json(path), shape, str(path))
     else:
         hints = hints_from_rgba(_read_rgba(path, shape))
     if hints.count == 0:

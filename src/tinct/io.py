@@ -83,13 +83,18 @@ def _open_and_convert(path: Path, max_pixels: int, convert=None) -> LoadedImage:
         return (convert or image_to_luminance)(im, max_pixels=max_pixels, name=str(path))
 
 
-def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> LoadedImage:
-    """A PIL image (any mode) -> its CIE L plane and alpha, after EXIF rotation."""
+def check_size(im: Image.Image, max_pixels: int, name: str) -> None:
+    """Refuse (one line) an image over the pixel limit or without pixels, from its header alone."""
     w, h = im.size
     if w * h > max_pixels:
         raise TinctError(f"{name}: {w}x{h} pixels exceeds the limit of {max_pixels} (--max-pixels)")
     if w == 0 or h == 0:
         raise TinctError(f"{name}: image has no pixels")
+
+
+def image_to_luminance(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> LoadedImage:
+    """A PIL image (any mode) -> its CIE L plane and alpha, after EXIF rotation."""
+    check_size(im, max_pixels, name)
     fmt = im.format
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

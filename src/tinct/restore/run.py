@@ -193,15 +193,11 @@ _GRAY_MODES = ("L", "LA", "1", "I", "F", "I;16", "I;16B", "I;16L", "I;16N")
 def image_to_photo(im: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> LoadedPhoto:
     """A PIL image -> its luminance (as ``io.image_to_luminance``) and, for color files, its RGB."""
     from ..fullres import luminance_of
-    from ..io import image_to_luminance
+    from ..io import check_size, image_to_luminance
     if im.mode in _GRAY_MODES:
         base = image_to_luminance(im, max_pixels=max_pixels, name=name)
         return LoadedPhoto(L=base.L, alpha=base.alpha, format=base.format)
-    w, h = im.size
-    if w * h > max_pixels:
-        raise TinctError(f"{name}: {w}x{h} pixels exceeds the limit of {max_pixels} (--max-pixels)")
-    if w == 0 or h == 0:
-        raise TinctError(f"{name}: image has no pixels")
+    check_size(im, max_pixels, name)
     fmt = im.format
     im.load()
     im = upright(im, name)  # once: a broken EXIF block is reported once

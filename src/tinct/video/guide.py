@@ -20,7 +20,6 @@ photo of DIR (sorted by name), and refuses a folder whose photo count is not the
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import torch
 from ..color import rgb_to_lab
 from ..data import IMAGE_EXTENSIONS
 from ..errors import TinctError
-from ..hints import Hints, cell_average, hints_from_points, load_hints, parse_color
+from ..hints import Hints, cell_average, hints_from_points, load_hints, parse_color, read_points_json
 from .options import TemporalOptions, VideoOptions
 from .tracks import GuidePlan, KeyPoint, plan_guidance
 
@@ -68,12 +67,7 @@ def load_film_hints(path: str | Path, width: int, height: int, fps: Fraction) ->
         return FilmHints([], load_hints(path, (height, width)))
     if not path.is_file():
         raise TinctError(f"{path}: no such hints file")
-    try:
-        points = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TinctError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    except (UnicodeDecodeError, OSError) as e:
-        raise TinctError(f"{path}: cannot read hints ({type(e).__name__})") from None
+    points = read_points_json(path)
     if not isinstance(points, list) or not points:
         raise TinctError(f'{path}: hints JSON must be a non-empty list of {{"frame": .., "x": .., "y": .., '
                          '"color": "#rrggbb"}} objects')

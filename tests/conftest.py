@@ -48,3 +48,13 @@ def private_tinct_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TINCT_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+def cli(*args) -> int:
+    """Run ``tinct ARGS`` in this process; its exit code (0 when it returns)."""
+    from tinct.cli import main
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        return e.code
+    return 0

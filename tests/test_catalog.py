@@ -11,18 +11,11 @@ from PIL import Image
 import tinct.weights
 from tinct.catalog import family_options, without_paths
 from tinct.cli import cli as cli_group
-from tinct.cli import main
 from tinct.models import create_model, list_models, model_class
 from tinct.serve import ServeConfig, create_app
 from tinct.weights import save_model
 
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
-    return 0
+from .conftest import cli
 
 
 @pytest.fixture

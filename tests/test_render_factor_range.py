@@ -7,20 +7,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import tinct
-from tinct.cli import main
 from tinct.pipeline import RENDER_FACTOR_RANGE
 from tinct.serve import ServeConfig, create_app
 from tinct.weights import load_model
 
+from .conftest import cli
+
 LO, HI = RENDER_FACTOR_RANGE
-
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 @pytest.fixture

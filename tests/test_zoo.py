@@ -10,7 +10,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from tinct import bins
-from tinct.cli import main
 from tinct.color import rgb_to_lab
 from tinct.errors import TinctError
 from tinct.gan_losses import GAN_LOSSES, critic_loss, generator_loss, gradient_penalty
@@ -22,7 +21,7 @@ from tinct.sampling import mean_pairwise_distance
 from tinct.train import TrainConfig, Trainer, train
 from tinct.weights import load_model
 
-from .conftest import gradient_photo
+from .conftest import cli, gradient_photo
 
 ZOO = ["cnn", "autoencoder", "unet", "encoder-decoder", "classifier", "pix2pix", "dcgan"]
 # small widths so seven trainings stay fast on a CPU; the architectures are the real ones
@@ -32,14 +31,6 @@ SMALL = {
     "pix2pix": ["base_channels=8", "depth=3", "critic_channels=8"],
     "dcgan": ["base_channels=8", "depth=3", "critic_channels=8"],
 }
-
-
-def cli(*args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 def train_cli(photo_dir, out, model, *extra):

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from ..models.base import conv_bn_relu
 from ..models.registry import register
-from .degrade import DegradeConfig, degrade
 
 
 @dataclasses.dataclass
@@ -98,6 +97,7 @@ class RestoreNet(nn.Module):
         generator seeded by ``g`` (itself seeded by the step): the same step gives the same batch.
         """
         from ..data import to_lab_batch
+        from .degrade import DegradeConfig, degrade  # OpenCV: only when training, not at every `tinct` start
         L, _ = to_lab_batch(rgb_uint8)
         rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=g)))
         cfg = DegradeConfig(scale=self.config.degradation_scale)
@@ -133,6 +133,7 @@ class RestoreNet(nn.Module):
         input's) and ``val_mask_f1`` (pixels, predicted mask vs true).
         """
         from ..data import to_lab_batch
+        from .degrade import DegradeConfig, degrade
         from .metrics import mask_scores, psnr_l
         L, _ = to_lab_batch(rgb_uint8)
         rng = np.random.default_rng(20261129)

@@ -24,7 +24,6 @@ from PIL import Image
 from ..color import lab_to_rgb, rgb_to_lab
 from ..errors import TinctError
 from ..io import DEFAULT_MAX_PIXELS, LoadedImage, atomic_path, load_image, save_image, upright
-from . import classical
 from .color import is_color_photo, restore_colors
 
 _log = logging.getLogger("tinct")
@@ -111,6 +110,7 @@ def _keep_tones(L_out: np.ndarray, L_in: np.ndarray) -> np.ndarray:
 
 def restore_luminance(L: np.ndarray, options: RestoreOptions | None = None, net=None) -> tuple[np.ndarray, np.ndarray]:
     """``L`` ``(H, W)`` float32 in [0, 100] -> (restored L, damage mask ``(H, W)`` bool)."""
+    from . import classical  # OpenCV: imported when restoring, not at every `tinct` start (models register us)
     options = options or RestoreOptions()
     net = net if net is not None else load_restorer(options.model)
     L = np.asarray(L, np.float32)
@@ -138,6 +138,7 @@ def restore_image(rgb: np.ndarray | None, L: np.ndarray, options: RestoreOptions
     A color photo (not toned, not gray) gets its own colors restored first (unless ``keep_color`` is off:
     it is then treated as gray). Toned prints keep their tint; the chroma is inpainted inside the mask.
     """
+    from . import classical
     options = options or RestoreOptions()
     notes = []
     kind = "gray"

@@ -10,14 +10,8 @@ the server's model list and anyone who opens the file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 
-import torch
-from safetensors.torch import save_file
-
-from tinct.io import atomic_path
-from tinct.weights import WEIGHTS_DIR, load_model
+from tinct.weights import WEIGHTS_DIR, load_model, save_model
 
 TRAINED_ON = ("Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, Clothing Co-Parsing, "
               "Labeled Faces in the Wild (14,600 color photos)")
@@ -39,15 +33,10 @@ def main():
     model = load_model(args.model, overrides={"temperature": args.temperature,
                                               "prior_correction": args.prior_correction,
                                               "encoder_frozen": 0, "encoder_lr_scale": 1.0})
-    src = model.meta
-    meta = {"tinct_format": "1", "model": model.name, "config": json.dumps(dataclasses.asdict(model.config)),
-            "trained_on": TRAINED_ON, "steps": src.get("steps", "0"), "description": args.description,
-            "notes": args.notes}
-    if "ab_hist" in src:
-        meta["ab_hist"] = src["ab_hist"]
-    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(args.out) as tmp:
-        save_file(tensors, tmp, metadata=meta)
+    extra = {"description": args.description, "notes": args.notes}
+    if "ab_hist" in model.meta:
+        extra["ab_hist"] = model.meta["ab_hist"]
+    save_model(model, args.out, trained_on=TRAINED_ON, steps=int(model.meta.get("steps", 0)), extra=extra, half=True)
     print(f"wrote {args.out}")
 
 

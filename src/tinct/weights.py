@@ -31,12 +31,15 @@ def shipped_models() -> list[str]:
 
 
 def save_model(model: ColorModel, path: str | os.PathLike, trained_on: str = "", steps: int = 0,
-               extra: dict | None = None) -> None:
+               extra: dict | None = None, half: bool = False) -> None:
+    """Write ``model`` with its header; ``half`` stores float tensors as float16 (rebuilt as float32 on load)."""
     meta = {"tinct_format": FORMAT_VERSION, "model": model.name,
             "config": json.dumps(dataclasses.asdict(model.config)),
             "trained_on": trained_on, "steps": str(steps)}
     meta.update({k: str(v) for k, v in (extra or {}).items()})
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=meta)
 

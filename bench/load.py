@@ -26,16 +26,18 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from tinct.pipeline import DEFAULT_RENDER_FACTOR, working_size
+from tinct.weights import load_model
+
 ROOT = Path(__file__).resolve().parents[1]
-VAL = ROOT.parent / "shared" / "data" / "val" / "imagenette-val500"
+BSDS = ROOT.parent / "shared" / "data" / "train" / "bsds500"
 
 
 def photo_bytes() -> tuple[bytes, str]:
-    """A grayscale JPEG of a real photo (val500) if the data is there, else a synthetic one."""
-    files = sorted(VAL.rglob("*.JPEG")) + sorted(VAL.rglob("*.jpg")) if VAL.exists() else []
-    files = [f for f in files if max(Image.open(f).size) >= 400][:1]  # a typical web photo, not a 224 px crop
+    """A grayscale JPEG of a real 481x321 photo (BSDS500) if the data is there, else a synthetic one."""
+    files = sorted(BSDS.rglob("*.jpg"))[:1] if BSDS.exists() else []
     if files:
-        im, what = Image.open(files[0]).convert("L"), f"{files[0].name} (val500), grayscale"
+        im, what = Image.open(files[0]).convert("L"), f"{files[0].name} (BSDS500), grayscale"
     else:
         y, x = np.mgrid[0:375, 0:500]
         im, what = Image.fromarray(((x + y) % 256).astype(np.uint8)), "synthetic gradient"
@@ -118,13 +120,16 @@ def main():
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--requests", type=int, default=32, help="per level, at least 2 per client")
     ap.add_argument("--max-seconds", type=float, default=120, help="per level")
-    ap.add_argument("--render-factor", type=int, default=16)
+    ap.add_argument("--render-factor", type=int, default=DEFAULT_RENDER_FACTOR)
     ap.add_argument("--overload-queue", type=int, default=4, help="queue of the extra overload row (0: skip it)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.md"))
     args = ap.parse_args()
 
     data, what = photo_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        h, w = working_size(im.height, im.width, args.render_factor, load_model(args.model).stride)
+    what += f"; the network works at {w}x{h}"
     load_before = os.getloadavg()
     common = ["--model", args.model, "--workers", str(args.workers)]
     lines = []

@@ -11,13 +11,14 @@ several runs, since other processes can only add time. Tables:
    write; the network always at the same working size), CPU time, peak RSS;
 2. the acceptance pair through the real CLI: ``tinct colorize`` on 800x600 and
    4000x3000 gray PNGs;
-3. the network alone at one working size (224x288): torch, ONNX fp32, ONNX
-   dynamic int8 (and int8's ab error against fp32);
+3. the network alone at the working size of a 4:3 photo at the default render
+   factor (printed): torch, ONNX fp32, ONNX dynamic int8 (and int8's ab error against fp32);
 4. a folder of 256x256 photos: images per second (model loaded once);
 5. training: images per second at 128 and 256 px crops (batch 8, Adam step included).
 
 Every row is measured for the default model and for ``eccv16`` (randomly
-initialised: speed does not depend on the weights) at the same working size.
+initialised: speed does not depend on the weights) at the same render factor, the
+shipped default's (``pipeline.DEFAULT_RENDER_FACTOR``); each table prints the working size.
 Writes bench/results/speed.md. Wall times suffer when other processes use the
 CPU: the load average before and after is recorded with the results.
 """
@@ -38,7 +39,11 @@ DATA = ROOT.parent / "shared" / "data"
 SOURCE_PHOTO = DATA / "historical" / "ddcolor" / "Audrey Hepburn.jpg"
 TRAIN_DATA = DATA / "train" / "bsds500"
 FOLDER_DATA = DATA / "val" / "imagenette-val500"
-WORK_HW = (224, 288)  # the working size of a 4:3 photo at render factor 16 (multiple of both strides)
+
+def work_hw() -> tuple[int, int]:
+    """The working size of a 4:3 photo at the default render factor (a multiple of both models' strides)."""
+    from tinct.pipeline import DEFAULT_RENDER_FACTOR, working_size
+    return working_size(3000, 4000, DEFAULT_RENDER_FACTOR, 16)
 
 
 # ------------------------------------------------------------------ children ---
@@ -71,13 +76,13 @@ def child_colorize(a: dict) -> dict:
 
 
 def child_forward(a: dict) -> dict:
-    """The network alone at ``WORK_HW``: torch, and for the default model ONNX fp32 / int8."""
+    """The network alone at ``work_hw()``: torch, and for the default model ONNX fp32 / int8."""
     import numpy as np
     import torch
     from tinct.onnxrt import OnnxModel, export_onnx
     from tinct.weights import load_model
     model = load_model(a["model"])
-    L = torch.rand(1, 1, *WORK_HW, generator=torch.Generator().manual_seed(0)) * 100
+    L = torch.rand(1, 1, *work_hw(), generator=torch.Generator().manual_seed(0)) * 100
 
     def timed(fn, n=a.get("repeats", 5)):
         fn()
@@ -117,13 +122,12 @@ def child_folder(a: dict) -> dict:
     model = load_backend(a.get("backend", "torch"), a["model"])
     jobs = plan_jobs([Path(a["src"])], Path(a["dest"]))
     t = time.perf_counter()
-    failed = colorize_paths(model, jobs, ColorizeOptions(), overwrite=True)
+    failed = colorize_paths(model, jobs, ColorizeOptions(), overwrite=True, progress=False).failed
     dt = time.perf_counter() - t
     return {"img_s": (len(jobs) - failed) / dt, "n": len(jobs), "failed": failed}
 
 
 def child_train(a: dict) -> dict:
-    import torch
     from tinct.train import Trainer, TrainConfig
     cfg = TrainConfig(model=a["family"], model_options=a["options"], data=[a["data"]], out=a["out"], steps=10 ** 6,
                       size=a["size"], batch=a["batch"], cache_size=256, val_images=1, cache_dir=a["cache"])
@@ -131,12 +135,7 @@ def child_train(a: dict) -> dict:
     times = []
     for step in range(a["warmup"] + a["steps"]):
         t = time.perf_counter()
-        L, ab, hints = tr.batch(step)
-        losses = tr.loss_fn(L, ab, hints)
-        tr.optim.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(tr.model.parameters(), 5.0)
-        tr.optim.step()
+        tr.model.train_step(tr.batch(step), step, tr.optims, tr.loss_fn)  # the trainer's step, without logging
         times.append(time.perf_counter() - t)
     per_step = sum(times[a["warmup"]:]) / a["steps"]
     return {"img_s": a["batch"] / per_step, "s_per_step": per_step,
@@ -231,6 +230,7 @@ def main():
         return
 
     import torch
+    from tinct.pipeline import DEFAULT_RENDER_FACTOR, working_size
     load_before = os.getloadavg()
     started = time.time()
     lines = []
@@ -250,7 +250,8 @@ def main():
                 rows.append((mp, w, h, label, r))
                 print(f"colorize {mp} MP {label}: {r['wall']:.2f} s wall, {r['colorize']:.2f} s colorize, "
                       f"{r['rss_mb']:.0f} MB", file=sys.stderr)
-        lines += [f"## Colorize one photo (gray PNG -> color PNG), fastest of {args.repeats} fresh processes", "",
+        lines += [f"## Colorize one photo (gray PNG -> color PNG) at render factor {DEFAULT_RENDER_FACTOR}, fastest of "
+                  f"{args.repeats} fresh processes", "",
                   "| photo | model | working size | process wall s | colorize s | read | network | recombine | write "
                   "| CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for mp, w, h, label, r in rows:
@@ -269,7 +270,8 @@ def main():
             cli[name] = run_best([sys.executable, "-m", "tinct", "colorize", str(src), "-o",
                                   str(tmp / f"cli_{name}.png"), "--model", args.model], args.repeats)
         ratio = cli["4000x3000"]["wall"] / cli["800x600"]["wall"]
-        lines += ["", f"## Acceptance: `tinct colorize` (CLI, start-up included, fastest of {args.repeats})", "",
+        lines += ["", f"## Acceptance: `tinct colorize` (CLI, start-up included, fastest of {args.repeats}; working size "
+                  f"{'x'.join(map(str, work_hw()[::-1]))} for both)", "",
                   "| input | wall s | CPU s | peak RSS MB |", "|---|---|---|---|"]
         lines += [f"| {k} gray PNG | {fmt(v['wall'])} | {fmt(v['cpu'])} | {v['rss_mb']:.0f} |" for k, v in cli.items()]
         lines.append(f"\n4000x3000 / 800x600 wall time: {ratio:.2f}x (acceptance: <= 3x, <= 6 s, <= 2 GB)")
@@ -278,7 +280,9 @@ def main():
         fw = {label: child("forward", {"model": m, "onnx": label == "default", "tmp": str(tmp)})
               for label, m in models}
         d, e = fw["default"], fw["eccv16"]
-        lines += ["", f"## The network alone at {WORK_HW[1]}x{WORK_HW[0]} (fastest of 5, torch threads = cores)", "",
+        hw = work_hw()
+        lines += ["", f"## The network alone at {hw[1]}x{hw[0]}, the working size of a 4:3 photo at render factor "
+                  f"{DEFAULT_RENDER_FACTOR} (fastest of 5, torch threads = cores)", "",
                   "| model | backend | ms | x ECCV16 speed | file MB | max / mean abs ab diff vs torch |",
                   "|---|---|---|---|---|---|",
                   f"| eccv16 | torch | {e['torch'] * 1e3:.0f} | 1.0 | | |",
@@ -297,7 +301,9 @@ def main():
               ("default", "onnx", child("folder", {"model": str(tmp / "m.onnx"), "backend": "onnx",
                                                    "src": str(folder), "dest": str(tmp / "fo")})),
               ("eccv16", "torch", child("folder", {"model": str(ecc), "src": str(folder), "dest": str(tmp / "fo")}))]
-        lines += ["", f"## Folder of {args.folder} photos, 256x256 gray PNG (model loaded once)", "",
+        wf = working_size(256, 256, DEFAULT_RENDER_FACTOR, 16)
+        lines += ["", f"## Folder of {args.folder} photos, 256x256 gray PNG (model loaded once; working size "
+                  f"{wf[1]}x{wf[0]})", "",
                   "| model | backend | img/s | peak RSS MB |", "|---|---|---|---|"]
         lines += [f"| {m} | {b} | {r['img_s']:.1f} | {r['rss_mb']:.0f} |" for m, b, r in fr]
 
@@ -311,7 +317,7 @@ def main():
                                     "cache": str(tmp / "cache")})
                 tr.append((size, label, r))
                 print(f"train {size} {label}: {r['img_s']:.2f} img/s", file=sys.stderr)
-        lines += ["", f"## Training (batch 8, Adam, {args.train_steps} steps after 1 warm-up)", "",
+        lines += ["", f"## Training (batch 8, Adam, {args.train_steps} steps after 1 warm-up; working size = the crop)", "",
                   "| crop px | model | parameters M | img/s | s/step | peak RSS MB |", "|---|---|---|---|---|---|"]
         lines += [f"| {s} | {m} | {r['params_m']:.1f} | {r['img_s']:.2f} | {r['s_per_step']:.2f} | {r['rss_mb']:.0f} |"
                   for s, m, r in tr]

@@ -42,7 +42,7 @@ from tinct.evaluate import color_truths  # noqa: E402
 from tinct.io import atomic_path  # noqa: E402
 from tinct.metrics import ab_error, auc  # noqa: E402
 from tinct.pipeline import DEFAULT_RENDER_FACTOR, predict_ab, recombine, working_size  # noqa: E402
-from tinct.serve.points import points_tensor  # noqa: E402
+from tinct.hints import points_tensor  # noqa: E402
 from tinct.suggest import SuggestOptions, bin_probabilities, spot_logits, suggest_at  # noqa: E402
 from tinct.weights import load_model, resolve_model_path  # noqa: E402
 

@@ -60,6 +60,7 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import uniform_filter
 
 from tinct.color import lab_to_rgb, rgb_to_lab
+from tinct.pipeline import working_size
 from tinct.video.colorize import colorize_video
 from tinct.video.consistency import TruthMotion
 from tinct.video.evaluate import ClipScorer
@@ -144,6 +145,8 @@ def main() -> None:
     truths = [np.asarray(Image.open(f).convert("RGB")) for f in files]
     true_L = [rgb_to_lab(t.astype(np.float32) / 255)[..., 0] for t in truths]
     header = read_header(resolve_model_path(args.model))
+    args.render_factor = VideoOptions().render_factor  # what `tinct colorize film.mp4` uses
+    args.working = working_size(*truths[0].shape[:2], args.render_factor, load_model(args.model).stride)
     load_before = os.getloadavg()
     points = keyframe_points(truths[0])
     rows, strips = [], []
@@ -246,12 +249,12 @@ def report(args, rows, header, load_before, load_after, points, reference, strip
             f"`OMP_NUM_THREADS=1 nice -n 10 python3 bench/video.py --frames {args.frames} --model {args.model}` "
             f"({time.strftime('%Y-%m-%d %H:%M')}).\n\n"
             f"Clip: first {args.frames} frames of ../shared/data/video/bedroom (960x540), turned into a gray H.264 "
-            f"MP4 at {args.fps:g} fps, colorized by `colorize_video` (the default render factor, crf 18), decoded "
-            f"and scored against the original frames. Model: `{args.model}` ({header.get('model')}, "
-            f"{header.get('steps')} training steps). Keyframe points (frame 0, radius 8 px, true colors at the "
-            f"three most colorful places of the true frame): {pts}. Reference photo: `{reference.name}` "
-            f"(the clip's true frame {reference.stem}, not among the scored frames; its 6 main colors become the "
-            "palette prior of every frame).\n\n"
+            f"MP4 at {args.fps:g} fps, colorized by `colorize_video` (render factor {args.render_factor}: the network "
+            f"works at {args.working[1]}x{args.working[0]}; crf 18), decoded and scored against the original frames. "
+            f"Model: `{args.model}` ({header.get('model')}, {header.get('steps')} training steps). Keyframe points "
+            f"(frame 0, radius 8 px, true colors at the three most colorful places of the true frame): {pts}. "
+            f"Reference photo: `{reference.name}` (the clip's true frame {reference.stem}, not among the scored "
+            "frames; its 6 main colors become the palette prior of every frame).\n\n"
             + head + "\n".join(lines) +
             "\n\nflicker = mean |ab(t) - ab(t-1)| (Lab units; the true film moves, so the ratio to the truth is what "
             "counts); region flicker: the same on ab averaged over 16x16 px blocks; CDC: NTIRE 2023's color "

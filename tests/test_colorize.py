@@ -197,3 +197,59 @@ def test_api_decoding_overrides_are_checked_and_leave_the_model_alone(model):
     safe = np.asarray(tinct.colorize(gray, model=default, prior_correction=1.0))
     assert default.config.prior_correction == own
     assert not np.array_equal(safe, np.asarray(tinct.colorize(gray, model=default)))
+
+
+def run_main(capsys, *args) -> tuple[int, str]:
+    """``tinct ARGS`` in this process -> (exit code, stderr)."""
+    from tinct.cli import main
+    capsys.readouterr()
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        return e.code, capsys.readouterr().err
+    raise AssertionError("tinct returned without an exit code")
+
+
+def test_each_output_is_reported_and_quiet_says_nothing(tmp_path, photo_dir, tiny_model_path, capsys):
+    src = tmp_path / "in.png"
+    Image.fromarray(gradient_photo()).convert("L").save(src)
+    code, err = run_main(capsys, "colorize", src, "-o", tmp_path / "out.jpg", "--model", tiny_model_path)
+    lines = err.strip().splitlines()
+    assert code == 0 and len(lines) == 1 and lines[0].startswith(f"{src} -> {tmp_path / 'out.jpg'} (")
+    assert lines[0].endswith(" s)")
+    code, err = run_main(capsys, "colorize", photo_dir, "-o", tmp_path / "folder", "--model", tiny_model_path)
+    assert code == 0 and err.count(" -> ") == 6 and err.strip().endswith("6 colorized, 0 already done, 0 failed")
+    code, err = run_main(capsys, "colorize", photo_dir, "-o", tmp_path / "quiet", "--model", tiny_model_path, "-q")
+    assert code == 0 and err == "" and len(list((tmp_path / "quiet").rglob("*.png"))) == 6
+
+
+def test_an_existing_output_named_for_one_photo_needs_overwrite(tmp_path, tiny_model_path, capsys):
+    src, dest = tmp_path / "in.png", tmp_path / "out.png"
+    Image.fromarray(gradient_photo()).convert("L").save(src)
+    dest.write_bytes(b"an older result")
+    code, err = run_main(capsys, "colorize", src, "-o", dest, "--model", tiny_model_path)
+    assert code == 2 and err.count("\n") == 1 and "--overwrite" in err and str(dest) in err
+    assert dest.read_bytes() == b"an older result"
+    code, err = run_main(capsys, "colorize", src, "-o", dest, "--model", tiny_model_path, "--overwrite")
+    assert code == 0 and Image.open(dest).size == (64, 48)
+    # into a folder it is a resumable run: the finished output is skipped, not refused
+    code, err = run_main(capsys, "colorize", src, "-o", tmp_path / "folder", "--model", tiny_model_path)
+    assert code == 0
+    code, err = run_main(capsys, "colorize", src, "-o", tmp_path / "folder", "--model", tiny_model_path)
+    assert code == 0 and "0 colorized, 1 already done, 0 failed" in err
+
+
+def test_exit_codes_tell_a_failed_input_from_a_usage_error(tmp_path, photo_dir, tiny_model_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a photo")
+    code, err = run_main(capsys, "colorize", bad, "-o", tmp_path / "o.png", "--model", tiny_model_path)
+    assert code == 1 and err.startswith("tinct: error: ") and err.count("\n") == 1  # the input failed
+    code, _ = run_main(capsys, "colorize", tmp_path / "nowhere.jpg", "-o", tmp_path / "o.png")
+    assert code == 2  # no such input: the command line is wrong
+    code, _ = run_main(capsys, "colorize", photo_dir / "p0.png", "-o", tmp_path / "o.png", "--method", "levin")
+    assert code == 2  # levin without --hints
+    code, _ = run_main(capsys, "colorize", photo_dir / "p0.png", "-o", tmp_path / "o.png", "--render-factor", "0")
+    assert code == 2
+    (photo_dir / "bad.jpg").write_text("not a photo")
+    code, err = run_main(capsys, "colorize", photo_dir, "-o", tmp_path / "out", "--model", tiny_model_path)
+    assert code == 1 and "6 colorized, 0 already done, 1 failed" in err

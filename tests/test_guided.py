@@ -200,7 +200,7 @@ def test_default_model_moves_toward_hint_colors():
 def test_model_without_hint_channels_refuses_hints(tiny_model_path):
     from tinct.weights import load_model
     L = textured_L(32, 32)
-    with pytest.raises(TinctError, match="takes no color hints"):
+    with pytest.raises(TinctError, match="does not take color points"):
         guided_ab(L, GuidedOptions(), load_model(tiny_model_path), hints=one_scribble(L.shape, 1, 1, (10, 10)))
 
 

@@ -1,6 +1,5 @@
 """The page in Debian's chromium: suggestions at a click, editing points (move, delete, undo), global hints,
 and errors in plain words at the drop zone."""
-import json
 import os
 from pathlib import Path
 

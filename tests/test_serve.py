@@ -19,10 +19,9 @@ from tinct.color import rgb_to_lab, rgb_to_luminance
 from tinct.models import create_model
 from tinct.serve import ServeConfig, create_app
 from tinct.serve import work
-from tinct.hints import hints_from_points, hints_tensor
+from tinct.errors import TinctError
+from tinct.hints import hints_from_points, hints_tensor, points_tensor
 from tinct.serve.app import bind
-from tinct.serve.errors import RequestError
-from tinct.serve.points import points_tensor
 from tinct.serve.pool import InferencePool, PoolFull
 from tinct.weights import save_model
 
@@ -173,11 +172,13 @@ def test_points_tensor_equals_the_hints_file_path():
     assert torch.allclose(got, want, atol=1e-5)
 
 
-def test_points_covering_too_many_pixels_are_refused():
+def test_points_covering_too_many_pixels_are_refused(client):
     pts = [{"x": 500, "y": 500, "color": "#ff0000", "radius": 256}] * 30  # 30 x 206,000 px
-    with pytest.raises(RequestError) as e:
-        points_tensor(pts, (1000, 1000), 64, 64)
-    assert e.value.status == 400 and "smaller radii" in e.value.message
+    with pytest.raises(TinctError, match="smaller radii"):
+        points_tensor(pts, (1000, 1000), 64, 64, max_painted=work.MAX_HINT_PIXELS)
+    photo = png_bytes(np.zeros((600, 600), np.uint8), "L")
+    r = post(client, photo, hints=json.dumps([{"x": 300, "y": 300, "color": "#ff0000", "radius": 256}] * 30))
+    assert r.status_code == 400 and "smaller radii" in r.json()["error"]
 
 
 def test_models_health_and_docs(client):

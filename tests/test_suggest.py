@@ -1,6 +1,5 @@
 """Color suggestions (tinct.suggest, POST /api/suggest), the server's photo cache and the page's global hints."""
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ from tinct.io import LoadedImage
 from tinct.models import create_model
 from tinct.serve import ServeConfig, create_app
 from tinct.serve.photos import PhotoCache, PhotoCacheConfig
-from tinct.suggest import SuggestOptions, cluster, in_gamut, suggest_at
+from tinct.suggest import cluster, in_gamut, suggest_at
 
-from .conftest import gradient_photo
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "astronaut_gray.jpg"
 

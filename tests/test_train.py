@@ -1,11 +1,17 @@
 import csv
 import warnings
+import json
 
 import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 
+from tinct.checkpoint import read_checkpoint, restore_optimizers
+from tinct.cli import main
+from tinct.errors import TinctError
+from tinct.models import registry
+from tinct.models.unet import UNet
 from tinct.train import TrainConfig, Trainer, train
 from tinct.weights import load_model
 
@@ -86,3 +92,84 @@ def test_training_on_the_cached_memory_map_warns_nothing(photo_dir, tmp_path, mo
         trainer.run()
     assert writable and all(writable)
     assert [f"{w.filename}:{w.lineno}: {w.message}" for w in caught] == []
+
+
+def test_checkpoint_keeps_its_format(photo_dir, tmp_path):
+    """The keys and metadata runs in progress were written with: model.*, optim.{i}.*, and the header."""
+    trainer = Trainer(cfg(photo_dir, tmp_path / "run", steps=3))
+    trainer.run()
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta, keys = f.metadata(), set(f.keys())
+    assert set(meta) == {"tinct_format", "model", "config", "step", "train_config"}
+    assert meta["model"] == "unet" and meta["step"] == "3" and json.loads(meta["train_config"])["steps"] == 3
+    params = [p for g in trainer.optims[""].param_groups for p in g["params"]]
+    want = {f"model.{k}" for k in trainer.model.state_dict()}
+    want |= {f"optim.{i}.{part}" for i in range(len(params)) for part in ("exp_avg", "exp_avg_sq", "step")}
+    assert keys == want
+    model, step, flat = read_checkpoint(path)  # and reads back into the same state
+    optims = model.optimizers(trainer.cfg, trainer.total_steps)
+    restore_optimizers(optims, flat)
+    assert step == 3 and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                trainer.model.state_dict().values()))
+    for p, q in zip(params, [p for g in optims[""].param_groups for p in g["params"]]):
+        for k in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(trainer.optims[""].state[p][k].cpu(), optims[""].state[q][k])
+
+
+class Scribe(UNet):
+    """A family with its own optimizer and update step, as a GAN has: the trainer must need nothing else."""
+    loss_names = ("double",)
+
+    def optimizers(self, cfg, total_steps):
+        return {"own": torch.optim.Adam(self.parameter_groups(), lr=cfg.lr, betas=(0.5, 0.9))}
+
+    def train_step(self, batch, step, optimizers, compute_losses=None):
+        self.steps_seen.append(step)
+        losses = super().train_step(batch, step, optimizers, compute_losses)
+        return {**losses, "double": 2 * losses["loss"]}
+
+    def snapshot_due(self, done):
+        return done == 2
+
+
+@pytest.fixture
+def scribe_family():
+    registry.register("scribe")(Scribe)
+    Scribe.steps_seen = []
+    yield "scribe"
+    registry._REGISTRY.pop("scribe")
+
+
+def test_the_trainer_runs_any_family_through_its_own_protocol(photo_dir, tmp_path, scribe_family):
+    out = tmp_path / "scribe"
+    train(cfg(photo_dir, out, model=scribe_family, steps=4, checkpoint_every=2))
+    assert Scribe.steps_seen == [0, 1, 2, 3]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [float(r["double"]) for r in rows] == pytest.approx([2 * float(r["loss"]) for r in rows], rel=1e-5)
+    assert (out / "snapshots" / "step_000002.safetensors").exists()
+    with safe_open(str(out / "checkpoint.safetensors"), framework="pt") as f:
+        optim_keys = {k for k in f.keys() if k.startswith("optim.")}
+    assert optim_keys and all(k.startswith("optim.own.") for k in optim_keys)
+
+
+def test_init_applies_options_and_refuses_conflicts(photo_dir, tmp_path, capsys):
+    train(cfg(photo_dir, tmp_path / "base", steps=2))
+    base = tmp_path / "base" / "model.safetensors"
+    kw = dict(init=str(base), steps=2)
+    with pytest.raises(TinctError, match="--model cnn conflicts with --init"):
+        Trainer(cfg(photo_dir, tmp_path / "a", model="cnn", **kw))
+    with pytest.raises(TinctError, match="--backbone-weights"):
+        Trainer(cfg(photo_dir, tmp_path / "b", model=None, backbone_weights=str(base), **kw))
+    with pytest.raises(TinctError, match="options base_channels do not fit"):
+        Trainer(cfg(photo_dir, tmp_path / "c", model=None, model_options={"base_channels": 16}, **kw))
+    train(cfg(photo_dir, tmp_path / "d", model=None, model_options={"loss": "l2"}, **kw))
+    tuned = load_model(tmp_path / "d" / "model.safetensors")
+    assert tuned.name == "unet" and tuned.config.loss == "l2" and tuned.config.base_channels == 8
+    # through the command: one line, a usage error
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--init", str(base), "--model", "pix2pix", "--data", str(photo_dir), "--out",
+              str(tmp_path / "e"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "conflicts with --init" in err

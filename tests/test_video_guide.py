@@ -12,14 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from tinct.cli import main
 from tinct.color import lab_to_rgb, rgb_to_lab
 from tinct.errors import TinctError
 from tinct.models import create_model
 from tinct.video import colorize as vcolorize
 from tinct.video import tracks
 from tinct.video.colorize import colorize_video, work_dir
-from tinct.video.consistency import CDC, TruthMotion, warp_error
+from tinct.video.consistency import CDC, TruthMotion
 from tinct.video.evaluate import ClipScorer
 from tinct.video.guide import load_film_hints, parse_time
 from tinct.video.locality import hint_gate

@@ -264,11 +264,13 @@ def test_dcgan_noise_reaches_the_output_and_is_repeatable():
     torch.manual_seed(0)
     net = create_model("dcgan", base_channels=8, depth=3).eval()
     L = torch.rand(1, 1, 32, 32) * 100
+    state = {k: v.clone() for k, v in net.state_dict().items()}
     with torch.no_grad():
         a, b = net(L)["ab"], net(L)["ab"]
-        net.sample_seed = 1
-        c = net(L)["ab"]
+        c = net(L, seed=1)["ab"]
     assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert torch.equal(net(L, seed=0)["ab"], a)  # the seed is per call: sampling leaves the model as it was
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
 
 
 def test_new_families_are_registered():

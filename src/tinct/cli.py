@@ -1,7 +1,8 @@
 """The ``tinct`` command. Thin: it parses flags into the config dataclasses and calls the library.
 
-Errors a user can cause print one line (``tinct: error: ...``) and exit 2;
-``--debug`` shows the traceback instead.
+Errors a user can cause print one line (``tinct: error: ...``) and exit 2 for a usage error (an option,
+a combination, a missing input, an unusable model) or 1 when an input failed (``errors.InputFailed``);
+a folder run with failed inputs exits 1 too. ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
@@ -105,71 +106,24 @@ def models_cmd(family):
                                                 "for a film, whose colors guide every shot.")
 @click.option("--palette", default=None,
               help="Deep model: favour these colors, '#rrggbb,#rrggbb,...' or a color photo (its 6 main colors).")
-@click.option("--restore", "restore_first", is_flag=True,
+@click.option("--restore", is_flag=True,
               help="Repair scratches, dust, noise and fading first (as `tinct restore`), then colorize.")
 @click.option("--recolor", is_flag=True,
               help="Gray and recolor photos that already have color (default: restore their own colors).")
 @click.option("--save-mask", is_flag=True, help="With --restore: also write the damage mask, NAME.mask.png.")
 @click.option("--reference-per-shot", default=None,
               help="Film: a folder with one color photo per shot (name order = shot order).")
-def colorize_cmd(inputs, out, model, render_factor, overwrite, max_pixels, trust_pickle, temperature=None,
-                 prior_correction=None, samples=None, backend="torch", distributed=False, temporal=None, codec=None,
-                 crf=18, fps=None, segment_frames=300, method=None, hints=None, reference=None, palette=None,
-                 restore_first=False, recolor=False, save_mask=False, reference_per_shot=None):
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing but errors (no progress, no 'a.jpg -> b.jpg' lines, no summary).")
+def colorize_cmd(inputs, out, **flags):
     """Colorize grayscale photos: files or folders (folders are mirrored into OUT).
 
     Films too: `tinct colorize film.mp4 -o color.mp4` (audio kept), numbered frames in (a folder, or
-    frames/%05d.png) or out (-o out/%05d.png).
+    frames/%05d.png) or out (-o out/%05d.png). Exit code: 0 done, 1 an input failed, 2 a usage error.
     """
-    from .batch import colorize_paths
-    from .io import DEFAULT_MAX_PIXELS
-    from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions
-    options = ColorizeOptions(render_factor=render_factor or DEFAULT_RENDER_FACTOR,
-                              max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    from .onnxrt import load_backend
-    jobs = plan_or_fail(inputs, out)
-    from .batch import is_video_job
-    film = any(is_video_job(j) for j in jobs)
-    if (method or samples) and film:
-        raise TinctError("--method and --samples are for photos, not films")
-    if reference_per_shot and not film:
-        raise TinctError("--reference-per-shot is for films (one photo per shot)")
-    if restore_first and (method or hints or reference or palette or samples or film):
-        raise TinctError("--restore is for photos colorized by the deep model (not with --method, --hints, "
-                         "--reference, --palette, --samples or films)")
-    if save_mask and not restore_first:
-        raise TinctError("--save-mask needs --restore (or use `tinct restore --save-mask`)")
-    device = "cpu"
-    if distributed:
-        from .distributed import from_env, shard
-        ctx = from_env()  # ranks never talk: no process group, a rank's failure cannot stall the others
-        jobs, device = shard(jobs, ctx), ctx.device
-    guided = None
-    if (method or hints or reference or palette) and not film:  # a film's guidance goes in VideoOptions
-        from .guided.colorize import GuidedOptions, check_options, guided_colorizer
-        guided = GuidedOptions(method=method, hints=hints, reference=reference, palette=palette)
-        check_options(guided, jobs, samples=samples, temperature=temperature, prior_correction=prior_correction)
-    # levin, transfer, welsh and deep-colorization need no network
-    net = load_backend(backend, model, trust_pickle=trust_pickle, device=device) if not method else None
-    from .pipeline import decoding_for
-    from .sampling import colorize_samples, require_stochastic
-    options.decoding = decoding_for(net, temperature, prior_correction)
-    if samples is not None:
-        require_stochastic(net)
-        failed = colorize_samples(net, jobs, options, samples, overwrite=overwrite)
-    else:
-        from .video.options import DEFAULT_TEMPORAL, VideoOptions
-        video = VideoOptions(render_factor=options.render_factor, decoding=options.decoding,
-                             max_pixels=options.max_pixels, codec=codec, crf=crf,
-                             temporal=DEFAULT_TEMPORAL if temporal is None else temporal, fps=fps,
-                             segment_frames=segment_frames, hints=hints, reference=reference, palette=palette,
-                             reference_per_shot=reference_per_shot)
-        from .restore.batch import photo_colorizer
-        from .restore.run import RestoreOptions
-        one = guided_colorizer(guided) if guided else photo_colorizer(
-            restore_first, RestoreOptions(recolor=recolor, max_pixels=options.max_pixels), write_mask=save_mask)
-        failed = colorize_paths(net, jobs, options, overwrite=overwrite, video=video, colorize_one=one)
-    if failed:
+    from .batch import ColorizeConfig, run_colorize
+    cfg = ColorizeConfig(inputs=list(inputs), out=out, **{k: v for k, v in flags.items() if v is not None})
+    if run_colorize(cfg).failed:
         sys.exit(1)
 
 
@@ -205,7 +159,8 @@ def plan_or_fail(inputs, out):
 
 
 @cli.command("train")
-@click.option("--model", "model_name", default="unet", show_default=True, help="Model family (see `tinct models`).")
+@click.option("--model", "model_name", default=None,
+              help="Model family (see `tinct models`; default: unet, or with --init the file's own family).")
 @click.option("--data", multiple=True, required=True, help="Folder of color photos (repeatable).")
 @click.option("--val", default=None, help="Validation folder (default: 20% of --data, split by file name).")
 @click.option("--out", required=True, help="Run folder: model.safetensors, checkpoint, metrics, curves.")
@@ -222,7 +177,9 @@ def plan_or_fail(inputs, out):
 @click.option("--head", type=click.Choice(["regression", "classification"]), default=None,
               help="Predict ab directly, or classify over quantized ab (Zhang et al.); default: the family's "
                    "own (classification for classifier and eccv16, regression otherwise).")
-@click.option("--init", default=None, help="Start from these weights (a model file) instead of random.")
+@click.option("--init", default=None,
+              help="Start from these weights (a model file) instead of random; --option, --head and --loss change "
+                   "its config where the weights still fit.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the weights, the photo order and the crops: the same seed repeats a run exactly.")
@@ -250,15 +207,10 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
               val_every, warmup, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
               options=(), distributed=False):
     """Train a colorization model on folders of color photos."""
-    from .models import model_class
     from .train import TrainConfig, train
-    model_class(model_name)  # fail early on an unknown name
-    opts = {k: v for k, v in {"loss": loss, "head": head}.items() if v is not None}
-    from .zoo_options import check_schedule, parse_options
+    from .zoo_options import parse_options
+    opts = {k: v for k, v in {"loss": loss, "head": head, "gan_loss": gan_loss}.items() if v is not None}
     opts.update(parse_options(options))
-    if gan_loss is not None:
-        opts["gan_loss"] = gan_loss
-    check_schedule(model_name, schedule)
     if steps is None and epochs is None:
         raise TinctError("say how long to train: --steps N or --epochs N")
     cfg = TrainConfig(model=model_name, model_options=opts, data=list(data), val=val, out=out, steps=steps,
@@ -426,7 +378,7 @@ def main(argv=None):
         if _DEBUG:
             raise
         click.echo(f"tinct: error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("tinct: interrupted", err=True)
         sys.exit(130)

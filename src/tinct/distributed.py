@@ -123,7 +123,7 @@ def wrap_losses(model: nn.Module, ctx: Context):
     """``model.compute_losses`` itself, or (in a process group) the same through DDP."""
     if not ctx.group:
         return model.compute_losses
-    if hasattr(model, "train_step"):
+    if not model.data_parallel:
         raise TinctError(f"--distributed trains models with one optimizer; {model.name} (a GAN, own update "
                          "steps) is not supported yet")
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -133,14 +133,3 @@ def wrap_losses(model: nn.Module, ctx: Context):
 def to_device(tensors, device: torch.device):
     """A tuple of tensors (or Nones) moved to ``device``."""
     return tuple(t if t is None else t.to(device, non_blocking=True) for t in tensors)
-
-
-def move_optimizer_state(optims: dict, device: torch.device) -> None:
-    """Optimizer moments read from a (CPU) checkpoint, moved next to their parameters."""
-    if device.type == "cpu":
-        return
-    for optim in optims.values():
-        for state in optim.state.values():
-            for k, v in state.items():
-                if torch.is_tensor(v) and k != "step":
-                    state[k] = v.to(device)

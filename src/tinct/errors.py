@@ -1,5 +1,15 @@
-"""The one exception type for errors a user can cause (bad file, bad flag, bad model)."""
+"""The exception types for errors a user can cause (bad file, bad flag, bad model); each message is one line.
+
+``exit_code`` is what the ``tinct`` command exits with: 2 for a usage error (an option, a combination, a
+missing input, an unusable model), 1 when an input itself failed (unreadable, too large, not writable).
+"""
 
 
 class TinctError(Exception):
     """A user-facing error whose message is one line saying what and why."""
+    exit_code = 2
+
+
+class InputFailed(TinctError):
+    """An input could not be colorized (its file, its size, its output): the run's other inputs are unaffected."""
+    exit_code = 1

@@ -220,6 +220,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def refuse_overwriting_input(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """A one-line ``TinctError`` when ``dest`` is ``src`` itself (same file by any path): inputs are never written."""
+    src, dest = Path(src), Path(dest)
+    if dest.exists() and src.exists() and dest.resolve() == src.resolve():
+        raise TinctError(f"{dest}: refusing to overwrite the input")
+
+
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                 ".tiff": "TIFF", ".bmp": "BMP"}
 

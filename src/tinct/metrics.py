@@ -82,5 +82,10 @@ def score_rgb(rgb: np.ndarray, true_lab: np.ndarray, true_rgb: np.ndarray, prior
 
 
 def mean_scores(scores: list[dict]) -> dict:
-    """Per-key mean of ``score_image`` dicts (NaN entries ignored)."""
-    return {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}
+    """Per-key mean of ``score_image`` dicts (NaN entries ignored; NaN where every entry is)."""
+    out = {}
+    for k in scores[0]:
+        v = np.array([s[k] for s in scores], np.float64)
+        v = v[~np.isnan(v)]
+        out[k] = float(v.mean()) if len(v) else float("nan")
+    return out

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from PIL import Image
 
 from . import fullres
 from .errors import TinctError
-from .io import DEFAULT_MAX_PIXELS, LoadedImage, image_to_luminance, load_image, save_image
+from .io import DEFAULT_MAX_PIXELS, image_to_luminance, load_image, refuse_overwriting_input, save_image
 from .models.base import ColorModel, Decoding
 
 DEFAULT_RENDER_FACTOR = 10
@@ -46,6 +45,7 @@ class ColorizeOptions:
     jpeg_quality: int = 95
     mixed_precision: bool = True  # autocast to float16 when the model is on a GPU (no effect on CPU)
     decoding: Decoding | None = None  # classification models: temperature / prior correction for this run
+    sample: int | None = None  # models with noise inputs (dcgan): which sample (its noise seed); None: sample 0
 
 
 def working_size(height: int, width: int, render_factor: int, stride: int) -> tuple[int, int]:
@@ -97,9 +97,12 @@ def working_luminance(L: np.ndarray, render_factor: int, stride: int) -> torch.T
 
 
 def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | None = None,
-               decoding: Decoding | None = None) -> torch.Tensor:
-    """The network on working-size ``L_small`` ``(B, 1, h, w)`` -> ab ``(B, 2, h, w)``, decoded per ``decoding``."""
-    out = model(L_small, hints)
+               decoding: Decoding | None = None, sample: int | None = None) -> torch.Tensor:
+    """The network on working-size ``L_small`` ``(B, 1, h, w)`` -> ab ``(B, 2, h, w)``, decoded per ``decoding``.
+
+    ``sample``: for a model with noise inputs, the seed of its noise (``--samples``); the model is not changed.
+    """
+    out = model(L_small, hints) if sample is None else model(L_small, hints, seed=sample)
     if decoding is None or decoding == Decoding():
         return out["ab"]
     return model.decode(out["logits"], L_small.shape[-2:], decoding)
@@ -108,7 +111,7 @@ def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | N
 @torch.no_grad()
 def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR,
                hints: torch.Tensor | None = None, mixed_precision: bool = True,
-               decoding: Decoding | None = None) -> torch.Tensor:
+               decoding: Decoding | None = None, sample: int | None = None) -> torch.Tensor:
     """Chroma at working size: ``L`` ``(H, W)`` float32 in [0, 100] -> ab ``(1, 2, h, w)``."""
     L_small = working_luminance(L, render_factor, model.stride)
     # an onnxrt.OnnxModel is not a torch module: it has no parameters, only a device
@@ -117,7 +120,7 @@ def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RE
         hints = hints.to(device)
     # on a GPU, half precision (tensor cores); autocast keeps softmax, hence the annealed mean's weights, in fp32
     with torch.autocast("cuda", dtype=torch.float16, enabled=mixed_precision and device.type == "cuda"):
-        return network_ab(model, L_small.to(device), hints, decoding).float().cpu()
+        return network_ab(model, L_small.to(device), hints, decoding, sample).float().cpu()
 
 
 def recombine(L: np.ndarray, ab_small: torch.Tensor) -> np.ndarray:
@@ -131,8 +134,14 @@ def recombine(L: np.ndarray, ab_small: torch.Tensor) -> np.ndarray:
 def colorize_luminance(model: ColorModel, L: np.ndarray, options: ColorizeOptions | None = None,
                        hints: torch.Tensor | None = None) -> np.ndarray:
     """``L`` ``(H, W)`` float32 in [0, 100] -> colorized RGB ``(H, W, 3)`` uint8 with the same L."""
-    options = options or ColorizeOptions()
-    return recombine(L, predict_ab(model, L, options.render_factor, hints, options.mixed_precision, options.decoding))
+    return recombine(L, predict_chroma(model, L, options or ColorizeOptions(), hints))
+
+
+def predict_chroma(model: ColorModel, L: np.ndarray, options: ColorizeOptions,
+                   hints: torch.Tensor | None = None) -> torch.Tensor:
+    """``predict_ab`` with the settings of ``options`` (render factor, precision, decoding, sample)."""
+    return predict_ab(model, L, options.render_factor, hints, options.mixed_precision, options.decoding,
+                      options.sample)
 
 
 def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_factor: int = DEFAULT_RENDER_FACTOR,
@@ -174,12 +183,14 @@ def _array_to_pil(a: np.ndarray) -> Image.Image:
 
 
 def colorize_file(model: ColorModel, src: str | os.PathLike, dest: str | os.PathLike,
-                  options: ColorizeOptions | None = None) -> None:
-    """Read ``src``, colorize, write ``dest`` atomically (never over ``src``)."""
+                  options: ColorizeOptions | None = None, chroma=None) -> None:
+    """Read ``src``, colorize, write ``dest`` atomically (never over ``src``).
+
+    ``chroma(model, L, options) -> ab (1, 2, h, w)`` replaces the network's prediction (the guided methods,
+    ``guided.colorize.guided_chroma``); the result is recombined with the photo's full-resolution L.
+    """
     options = options or ColorizeOptions()
-    src, dest = Path(src), Path(dest)
-    if dest.exists() and src.resolve() == dest.resolve():
-        raise TinctError(f"{dest}: refusing to overwrite the input")
-    loaded: LoadedImage = load_image(src, options.max_pixels)
-    rgb = colorize_luminance(model, loaded.L, options)
-    save_image(rgb, dest, loaded.alpha, quality=options.jpeg_quality)
+    refuse_overwriting_input(src, dest)
+    loaded = load_image(src, options.max_pixels)
+    ab = (chroma or predict_chroma)(model, loaded.L, options)
+    save_image(recombine(loaded.L, ab), dest, loaded.alpha, quality=options.jpeg_quality)

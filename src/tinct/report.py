@@ -26,8 +26,9 @@ def image_grid(rows: list[np.ndarray], labels: list[str], dest: str | Path, tile
             if im.size != (w, h):
                 im = im.resize((w, h), Image.Resampling.BICUBIC)
             canvas.paste(im, (label_w + c * w, r * h))
+    jpeg = Path(dest).suffix.lower() in (".jpg", ".jpeg")  # photos: far smaller than PNG, for grids kept in git
     with atomic_path(dest) as tmp:
-        canvas.save(tmp, format="PNG")
+        canvas.save(tmp, format="JPEG" if jpeg else "PNG", **({"quality": 88} if jpeg else {}))
 
 
 def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:

@@ -1,8 +1,6 @@
-"""The training loop. It knows no model: a model names its losses, the loop minimises ``"loss"``.
-
-A model with several optimizers (the GANs) brings them (``optimizers``) and runs
-its own updates (``train_step``); the loop still schedules the learning rate,
-checkpoints every optimizer and logs the losses it names (``models/base.py``).
+"""The training loop. It knows no model family: every model brings its optimizers and performs its own
+update (``ColorModel.optimizers`` / ``train_step``, ``models/base.py``); the loop feeds batches, schedules
+the learning rate, logs the losses the model names, validates and checkpoints (``checkpoint.py``).
 
 Determinism makes resume exact without pickling anything: the photos of step
 ``s`` come from a permutation seeded by (seed, epoch) and its crops from a
@@ -16,7 +14,6 @@ import csv
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from . import bins, distributed
+from .checkpoint import read_checkpoint, restore_optimizers, save_checkpoint
 from .color import lab_to_rgb_t
 from .data import (ImageCache, build_cache, center_resize, default_cache_dir, find_images, random_crops,
                    split_files, to_lab_batch)
@@ -36,13 +32,15 @@ from .errors import TinctError
 from .io import atomic_path
 from .metrics import mean_scores, score_image
 from .models import create_model, model_class
-from .weights import load_model, save_model
+from .weights import load_model, read_header, resolve_model_path, save_model
+
+DEFAULT_FAMILY = "unet"
 
 
 @dataclass
 class TrainConfig:
-    model: str = "unet"
-    model_options: dict = field(default_factory=dict)  # fills the family's Config dataclass
+    model: str | None = None          # family; None: unet, or with ``init`` the file's own family
+    model_options: dict = field(default_factory=dict)  # fills the family's Config dataclass (with init: overrides)
     data: list[str] = field(default_factory=list)
     val: str | None = None
     out: str = "run"
@@ -132,14 +130,35 @@ class Trainer:
         self.ckpt_path = self.out / "checkpoint.safetensors"
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.ctx = distributed.setup(cfg.distributed)
         if self.ckpt_path.exists() and not cfg.resume:
             raise TinctError(f"{self.out} already holds a training run; pass --resume to continue it or pick another --out")
+        self.family = self._family()
+        model_class(self.family).check_schedule(cfg.schedule)  # refused before any photo is read
+        self.ctx = distributed.setup(cfg.distributed)
         with distributed.main_first(self.ctx):  # rank 0 decodes the photo cache; the others then read it
             self._prepare_data()
         self._prepare_model()  # not inside: wrapping in DDP is a collective every rank must reach together
 
     # ------------------------------------------------------------ set-up ---
+    def _resuming(self) -> bool:
+        return self.cfg.resume and self.ckpt_path.exists()
+
+    def _family(self) -> str:
+        """The model family this run trains; ``--model`` and ``--backbone-weights`` that contradict ``--init`` are refused."""
+        cfg = self.cfg
+        if self._resuming():
+            return read_header(self.ckpt_path)["model"]
+        if not cfg.init:
+            return cfg.model or DEFAULT_FAMILY
+        family = read_header(resolve_model_path(cfg.init)).get("model", "")
+        if cfg.model and cfg.model != family:
+            raise TinctError(f"--model {cfg.model} conflicts with --init {cfg.init}, a {family or 'non-tinct'} model: "
+                             "fine-tuning keeps the file's family (drop --model, or train from scratch without --init)")
+        if cfg.backbone_weights:
+            raise TinctError("--backbone-weights starts an encoder from pretrained weights; with --init the whole "
+                             "network comes from the file: give one or the other")
+        return family
+
     def _prepare_data(self):
         cfg = self.cfg
         if not cfg.data:
@@ -166,43 +185,36 @@ class Trainer:
 
     def _prepare_model(self):
         cfg = self.cfg
-        self.step = 0
-        if cfg.resume and self.ckpt_path.exists():
-            self.model, self.step, optim_state = self._read_checkpoint()
+        self.step, optim_state = 0, None
+        if self._resuming():
+            self.model, self.step, optim_state = read_checkpoint(self.ckpt_path)
+        elif cfg.init:
+            self.model = self._init_model()
         else:
-            optim_state = None
-            if cfg.init:  # --option values given with --init change the loaded config (refused if shapes change)
-                self.model = load_model(cfg.init, overrides=cfg.model_options).train()
-            else:
-                opts = dict(cfg.model_options)
-                fixed = getattr(model_class(cfg.model), "fixed_bins", False)  # eccv16: the paper's 313 classes
-                if opts.get("head", model_class(cfg.model).Config.head) == "classification" and not fixed:
-                    centers, _ = bins.bins_from_histogram(self.ab_hist)
-                    opts["num_bins"] = len(centers)
-                torch.manual_seed(cfg.seed)
-                self.model = create_model(cfg.model, **opts)
-                if self.model.config.head == "classification":
-                    centers, _ = bins.bins_from_histogram(self.ab_hist)
-                    self.model.set_bins(centers, bins.rebalance_weights(self.ab_hist))
-                if cfg.backbone_weights:
-                    if not hasattr(self.model, "load_backbone"):
-                        raise TinctError(f"--backbone-weights: model {cfg.model!r} has no pretrained backbone "
-                                         "(use encoder-decoder)")
-                    self.model.load_backbone(cfg.backbone_weights)
+            options = model_class(self.family).data_options(cfg.model_options, self.ab_hist)
+            torch.manual_seed(cfg.seed)
+            self.model = create_model(self.family, **options)
+            self.model.fit_data(self.ab_hist)
+            if cfg.backbone_weights:
+                self.model.load_backbone(cfg.backbone_weights)
         self.model.train().to(self.ctx.device)
         self.loss_fn = distributed.wrap_losses(self.model, self.ctx)
-        if hasattr(self.model, "train_step"):  # GANs: several optimizers, the model orders its own updates
-            self.optims = self.model.optimizers(cfg, self.total_steps)
-        else:
-            if cfg.schedule != "standard":
-                raise TinctError(f"--schedule {cfg.schedule} needs a GAN model (pix2pix, dcgan), not {cfg.model}")
-            self.optims = {"": torch.optim.Adam(self.model.parameter_groups(), lr=cfg.lr,
-                                                weight_decay=cfg.weight_decay)}
-        self.optim = next(iter(self.optims.values()))
+        self.optims = self.model.optimizers(cfg, self.total_steps)
         if optim_state:
-            self._load_optim(optim_state)
-            distributed.move_optimizer_state(self.optims, self.ctx.device)
+            restore_optimizers(self.optims, optim_state)
         self._epoch_cache = (-1, None)
+        self._saved_at = None
+
+    def _init_model(self):
+        """The ``--init`` file, its config changed by ``--option`` / ``--head`` / ``--loss`` (refused if shapes change)."""
+        cfg = self.cfg
+        try:
+            return load_model(cfg.init, overrides=cfg.model_options).train()
+        except TinctError as e:
+            if not cfg.model_options:
+                raise
+            raise TinctError(f"--init {cfg.init}: the options {', '.join(sorted(cfg.model_options))} do not fit "
+                             f"its weights ({e})") from None
 
     # ------------------------------------------------------------- batches ---
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -248,25 +260,16 @@ class Trainer:
                    dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, disable=not self.ctx.main)
         running, t0, seen = None, time.time(), 0
         while self.step < min(self.total_steps, stop_at or self.total_steps):
-            for optim in self.optims.values():
-                for group in optim.param_groups:
-                    group["lr"] = lr_at(self.step, self.total_steps, cfg.lr, self.warmup) * group.get("lr_scale", 1.0)
-            L, ab, hints = distributed.to_device(self.batch(self.step), self.ctx.device)
-            if hasattr(self.model, "train_step"):
-                losses = self.model.train_step((L, ab, hints), self.step, self.optims)
-            else:
-                losses = self.loss_fn(L, ab, hints)
-                self.optim.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 5.0)
-                self.optim.step()
+            lr = self.set_learning_rate()
+            batch = distributed.to_device(self.batch(self.step), self.ctx.device)
+            losses = self.model.train_step(batch, self.step, self.optims, self.loss_fn)
             self.step += 1
-            seen += L.shape[0] * self.ctx.world
+            seen += batch[0].shape[0] * self.ctx.world
             loss = float(losses["loss"].detach())
             running = loss if running is None else 0.98 * running + 0.02 * loss
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}", img_s=f"{seen / (time.time() - t0):.1f}")
-            row = {"step": self.step, "loss": loss, "lr": self.optim.param_groups[0]["lr"]}
+            row = {"step": self.step, "loss": loss, "lr": lr}
             row.update({k: (v if isinstance(v, str) else float(v)) for k, v in losses.items()
                         if k in self._fields[len(self._FIELDS):]})
             last = self.step == self.total_steps
@@ -275,15 +278,23 @@ class Trainer:
             self._append_metrics(row)
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
-            if hasattr(self.model, "snapshot_due") and self.model.snapshot_due(self.step):
+            if self.model.snapshot_due(self.step):
                 save_model(self.model, self.out / "snapshots" / f"step_{self.step:06d}.safetensors",
                            trained_on=self._trained_on(), steps=self.step)
         bar.close()
-        if self.step < self.total_steps:
-            return self.out / "model.safetensors"
-        self.save()
-        self.plot()
+        if self.step >= self.total_steps:
+            if self._saved_at != self.step:  # resumed at the end: nothing ran, the files may predate the last step
+                self.save()
+            self.plot()
         return self.out / "model.safetensors"
+
+    def set_learning_rate(self) -> float:
+        """Every optimizer's groups at the schedule's rate for this step times their ``lr_scale``; returns the rate."""
+        lr = lr_at(self.step, self.total_steps, self.cfg.lr, self.warmup)
+        for optim in self.optims.values():
+            for group in optim.param_groups:
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+        return lr
 
     # ---------------------------------------------------------- validation ---
     @torch.no_grad()
@@ -332,7 +343,7 @@ class Trainer:
     @property
     def _fields(self) -> list[str]:
         """The columns of metrics.csv: the common ones, then the named losses the model reports (GANs)."""
-        return self._FIELDS + list(getattr(self.model, "loss_names", ()))
+        return self._FIELDS + list(self.model.loss_names)
 
     def _append_metrics(self, row: dict):
         if not self.ctx.main:
@@ -370,47 +381,14 @@ class Trainer:
         return ", ".join(str(d) for d in self.cfg.data)
 
     def save(self):
-        """Write the checkpoint (weights + Adam state + step) and the usable model file, atomically."""
+        """Write the checkpoint (``checkpoint.py``) and the usable model file, both atomically."""
+        self._saved_at = self.step
         if not self.ctx.main:
             return
-        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        for name, optim in self.optims.items():  # "" is a plain model's one Adam: keys optim.{i}.*
-            prefix = f"optim.{name}." if name else "optim."
-            params = [p for g in optim.param_groups for p in g["params"]]
-            for i, p in enumerate(params):
-                st = optim.state.get(p)
-                if st:
-                    tensors[f"{prefix}{i}.exp_avg"] = st["exp_avg"].contiguous()
-                    tensors[f"{prefix}{i}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-                    tensors[f"{prefix}{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
-        cfg_json = dataclasses.asdict(self.cfg)
-        meta = {"tinct_format": "1", "model": self.model.name,
-                "config": json.dumps(dataclasses.asdict(self.model.config)),
-                "step": str(self.step), "train_config": json.dumps(cfg_json)}
         self.out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.ckpt_path) as tmp:
-            save_file(tensors, tmp, metadata=meta)
+        save_checkpoint(self.ckpt_path, self.model, self.optims, self.step, dataclasses.asdict(self.cfg))
         save_model(self.model, self.out / "model.safetensors", trained_on=self._trained_on(), steps=self.step,
                    extra={"ab_hist": json.dumps(self.ab_hist.astype(int).tolist())})
-
-    def _read_checkpoint(self):
-        with safe_open(str(self.ckpt_path), framework="pt") as f:
-            meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        model = create_model(meta["model"], **json.loads(meta["config"]))
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        optim_state = {k: v for k, v in tensors.items() if k.startswith("optim.")}
-        return model, int(meta["step"]), optim_state
-
-    def _load_optim(self, flat: dict):
-        for name, optim in self.optims.items():
-            prefix = f"optim.{name}." if name else "optim."
-            params = [p for g in optim.param_groups for p in g["params"]]
-            for i, p in enumerate(params):
-                if f"{prefix}{i}.exp_avg" in flat:
-                    optim.state[p] = {"step": flat[f"{prefix}{i}.step"][0].clone(),
-                                      "exp_avg": flat[f"{prefix}{i}.exp_avg"].clone(),
-                                      "exp_avg_sq": flat[f"{prefix}{i}.exp_avg_sq"].clone()}
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -1,10 +1,9 @@
-"""Turn ``tinct train`` flags into model options: ``--option KEY=VALUE`` parsing and schedule checks."""
+"""Turn ``tinct train`` flags into model options: ``--option KEY=VALUE`` parsing."""
 from __future__ import annotations
 
 import json
 
 from .errors import TinctError
-from .models import model_class
 
 
 def parse_value(text: str):
@@ -30,9 +29,3 @@ def parse_options(items) -> dict:
             raise TinctError(f"--option {item!r}: expected KEY=VALUE")
         out[key] = parse_value(value)
     return out
-
-
-def check_schedule(model_name: str, schedule: str) -> None:
-    """``--schedule nogan`` needs a model that runs its own (GAN) updates."""
-    if schedule != "standard" and not hasattr(model_class(model_name), "train_step"):
-        raise TinctError(f"--schedule {schedule} needs a GAN model (pix2pix, dcgan), not {model_name}")

@@ -5,17 +5,14 @@ fed the user's color points (``hints``) through its hint channels when given.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import TinctError
-from ..hints import Hints, hints_tensor, load_hints
-from ..io import load_image, save_image
-from ..pipeline import ColorizeOptions, predict_ab, recombine, working_size
+from ..hints import Hints, check_takes_hints, hints_tensor, load_hints
+from ..pipeline import ColorizeOptions, predict_chroma, working_size
 from .levin import LevinOptions, solve_levin
 from .palette import parse_palette, predict_ab_palette
 from .transfer import TransferOptions, load_reference, reinhard_transfer, welsh_transfer
@@ -37,7 +34,7 @@ def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, tempe
                   prior_correction: float | None = None) -> None:
     """Refuse combinations that cannot work, before any photo is read (one-line ``TinctError``).
 
-    ``jobs``: the planned ``batch.Job`` list (guided methods colorize photos, not films).
+    ``jobs``: the planned ``batch.Job`` list (hints describe one photo).
     """
     jobs = jobs or []
     if samples is not None:
@@ -45,9 +42,6 @@ def check_options(g: GuidedOptions, jobs=None, samples: int | None = None, tempe
     for flag, value in (("--temperature", temperature), ("--prior-correction", prior_correction)):
         if value is not None and g.method is not None:
             raise TinctError(f"{flag} is for the deep model, not --method {g.method}")
-    from ..batch import is_video_job
-    if any(is_video_job(j) for j in jobs):
-        raise TinctError("--method/--hints/--reference/--palette work on photos, not films")
     if g.method is not None and g.method not in METHODS:
         raise TinctError(f"unknown method {g.method!r}; choose one of {', '.join(METHODS)}")
     if g.method in ("transfer", "welsh") and not g.reference:
@@ -85,14 +79,12 @@ def guided_ab(L: np.ndarray, g: GuidedOptions, model=None, options: ColorizeOpti
             raise TinctError("no model given for deep colorization")
         t = None
         if hints is not None:
-            if getattr(getattr(model, "config", None), "hint_channels", 0) != 3:
-                raise TinctError("this model takes no color hints (it was built without hint channels); "
-                                 "use the default model or --method levin")
+            check_takes_hints(model)
             h, w = working_size(H, W, options.render_factor, model.stride)
             t = hints_tensor(hints, h, w)
         if palette is not None:
             return predict_ab_palette(model, L, palette, options.render_factor, hints=t, decoding=options.decoding)
-        return predict_ab(model, L, options.render_factor, hints=t, decoding=options.decoding)
+        return predict_chroma(model, L, options, hints=t)
     if g.method == "levin":
         ab = solve_levin(L, hints, g.levin)
     elif g.method == "transfer":
@@ -115,17 +107,13 @@ def _cached_net():
     return _NET["net"]
 
 
-def guided_colorizer(g: GuidedOptions):
-    """A ``colorize_one(model, src, dest, options)`` for ``batch.colorize_paths`` that uses method ``g``."""
-    reference = load_reference(g.reference) if g.reference else None  # once for all photos
+def guided_chroma(g: GuidedOptions):
+    """A ``chroma(model, L, options)`` for ``pipeline.colorize_file`` that uses method ``g`` (reference photo and
+    palette read once for all photos)."""
+    reference = load_reference(g.reference) if g.reference else None
     palette = parse_palette(g.palette) if g.palette else None
 
-    def colorize_one(model, src: str | os.PathLike, dest: str | os.PathLike, options: ColorizeOptions) -> None:
-        src, dest = Path(src), Path(dest)
-        if dest.exists() and src.resolve() == dest.resolve():
-            raise TinctError(f"{dest}: refusing to overwrite the input")
-        loaded = load_image(src, options.max_pixels)
-        ab = guided_ab(loaded.L, g, model, options, reference_lab=reference, palette=palette)
-        save_image(recombine(loaded.L, ab), dest, loaded.alpha, quality=options.jpeg_quality)
+    def chroma(model, L: np.ndarray, options: ColorizeOptions) -> torch.Tensor:
+        return guided_ab(L, g, model, options, reference_lab=reference, palette=palette)
 
-    return colorize_one
+    return chroma

@@ -1,9 +1,9 @@
 """What the GAN families share: a critic beside the generator, two optimizers, and the training schedules.
 
-A model that defines ``optimizers(cfg, total_steps)`` and ``train_step(batch, step,
-optimizers)`` drives its own updates; the trainer only feeds batches, sets the
-learning rate, saves every optimizer's state and logs the named losses it gets
-back. The generator is the model's ``forward`` (the colorization contract of
+These models override the training protocol of ``base.ColorModel``: two
+optimizers (``optimizers``) and their own updates (``train_step``); the trainer
+only feeds batches, sets the learning rate, saves every optimizer's state and
+logs the named losses it gets back. The generator is the model's ``forward`` (the colorization contract of
 ``base.ColorModel``); the critic is the submodule ``critic`` and is ignored at
 inference.
 
@@ -69,8 +69,7 @@ class Plan:
     seed: int = 0
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise TinctError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        AdversarialModel.check_schedule(self.schedule)
         self.phases: list[tuple[str, int, int]] = []
         if self.schedule == "nogan":
             n = len(NOGAN_PHASES)
@@ -125,8 +124,8 @@ def corrupt_colors(ab: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 class AdversarialModel(ColorModel):
     """A generator (this model's ``forward``) and its critic, trained by ``train_step``."""
-    adversarial = True
     loss_names = ("g_rec", "g_adv", "g_feat", "g_div", "d_loss", "d_gp", "phase")
+    data_parallel = False  # two optimizers and its own update order: --distributed does not wrap it (yet)
 
     def __init__(self, config: AdversarialConfig, trunk_channels: int, head_scale: int = 1):
         super().__init__(config, trunk_channels, head_scale)
@@ -165,9 +164,14 @@ class AdversarialModel(ColorModel):
         return [out["ab"]], {"g_rec": self.reconstruction(out, ab)}
 
     # --------------------------------------------------------- training ---
+    @classmethod
+    def check_schedule(cls, schedule: str) -> None:
+        if schedule not in SCHEDULES:
+            raise TinctError(f"unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
+
     def optimizers(self, cfg, total_steps: int) -> dict[str, torch.optim.Optimizer]:
         """Adam for generator and critic, beta1 0.5 as in pix2pix/DCGAN. ``cfg``: a ``TrainConfig``."""
-        self.plan = Plan(getattr(cfg, "schedule", "standard") or "standard", total_steps, cfg.seed)
+        self.plan = Plan(cfg.schedule, total_steps, cfg.seed)
         return {"generator": torch.optim.Adam(self.generator_parameters(), lr=cfg.lr, betas=(0.5, 0.999),
                                               weight_decay=cfg.weight_decay),
                 "critic": torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999))}
@@ -175,8 +179,11 @@ class AdversarialModel(ColorModel):
     def snapshot_due(self, done: int) -> bool:
         return self.plan is not None and self.plan.snapshot_due(done)
 
-    def train_step(self, batch, step: int, optimizers: dict) -> dict:
-        """One update (or two) of the phase ``step`` belongs to; returns named, detached losses (``"loss"`` first)."""
+    def train_step(self, batch, step: int, optimizers: dict, compute_losses=None) -> dict:
+        """One update (or two) of the phase ``step`` belongs to; returns named, detached losses (``"loss"`` first).
+
+        ``compute_losses`` is not used: the phases decide which losses a step computes.
+        """
         if self.plan is None:
             raise RuntimeError("call optimizers() before train_step()")
         L, ab, hints = batch

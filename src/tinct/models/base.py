@@ -8,14 +8,21 @@ A family only builds a trunk that maps normalised L to features; the head
 (regression or classification over quantized ab) and the losses live here, so
 every family can be trained either way by the same loop.
 
-Training protocol: a plain model names its losses in ``compute_losses`` and the
-trainer minimises ``"loss"`` with one Adam. A model that needs several
-optimizers (the GANs, ``adversarial.py``) instead defines
-``optimizers(cfg, total_steps) -> {name: Optimizer}`` and
-``train_step((L, ab, hints), step, optimizers) -> {"loss": ..., other named losses}``
-and does its own updates; the trainer still sets learning rates, checkpoints
-every optimizer's state and logs the names listed in ``loss_names``. Models
-with noise inputs set ``stochastic = True`` and draw it from ``sample_seed``.
+Training protocol (the trainer knows no family; every model answers the same calls):
+
+- ``check_schedule(schedule)``: refuse a schedule the family cannot run (only GANs run ``nogan``);
+- ``data_options(options, ab_hist)`` / ``fit_data(ab_hist)``: what the training photos decide, before and
+  after the network is built (a classification head's classes and rebalancing weights; eccv16 keeps its own);
+- ``optimizers(cfg, total_steps) -> {name: Optimizer}``: one Adam over ``parameter_groups()`` here; the GANs
+  (``adversarial.py``) have a generator's and a critic's;
+- ``train_step((L, ab, hints), step, optimizers, compute_losses) -> {"loss": ..., other named losses}``: one
+  update. Here: the losses ``compute_losses`` names, backward, clipped gradients, Adam; the GANs order their
+  own updates. The trainer sets learning rates (each group's ``lr_scale`` times the schedule), checkpoints every
+  optimizer, and logs ``"loss"`` and the names in ``loss_names``;
+- ``snapshot_due(step)``: whether to keep a copy of the weights now (NoGAN's GAN phase).
+
+Models with noise inputs set ``stochastic = True``; their ``forward`` takes a ``seed`` (sample k of
+``tinct colorize --samples``), so sampling never changes the model.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import torch.nn.functional as F
 
 from .. import bins
 from ..color import AB_SCALE
+from ..errors import TinctError
 
 
 @dataclasses.dataclass
@@ -57,7 +65,9 @@ class ColorModel(nn.Module):
     name = "base"
     stride = 1
     Config = BaseConfig
-    stochastic = False  # True: forward draws noise from ``self.sample_seed`` (``tinct colorize --samples``)
+    stochastic = False  # True: forward(L, hints, seed=k) draws its noise from seed k (``tinct colorize --samples``)
+    loss_names: tuple[str, ...] = ()  # named losses besides "loss" that train_step reports (metrics.csv columns)
+    data_parallel = True  # train_step's gradients can be synchronised by DistributedDataParallel (--distributed)
 
     def __init__(self, config: BaseConfig, trunk_channels: int, head_scale: int = 1):
         super().__init__()
@@ -77,6 +87,11 @@ class ColorModel(nn.Module):
     @property
     def in_channels(self) -> int:
         return 1 + self.config.hint_channels
+
+    @property
+    def hint_channels(self) -> int:
+        """Channels of the hint input (0: the model takes no color points; 3: a, b and a mask)."""
+        return self.config.hint_channels
 
     def set_bins(self, centers, weights) -> None:
         self.bin_centers.copy_(torch.as_tensor(centers))
@@ -109,13 +124,73 @@ class ColorModel(nn.Module):
         """The optimizer's parameter groups; each ``lr_scale`` multiplies the scheduled learning rate."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
 
+    # ---------------------------------------------------------------- training protocol ---
+    @classmethod
+    def check_schedule(cls, schedule: str) -> None:
+        """Refuse a training schedule this family cannot run (one-line ``TinctError``)."""
+        if schedule != "standard":
+            raise TinctError(f"--schedule {schedule} needs a GAN model (pix2pix, dcgan), not {cls.name}")
+
+    @classmethod
+    def data_options(cls, options: dict, ab_hist) -> dict:
+        """``options`` plus what the training photos' ab histogram ``ab_hist`` (23x23) decides before the network
+        is built: a classification head gets one class per ab cell the photos use."""
+        if options.get("head", cls.Config.head) == "classification":
+            centers, _ = bins.bins_from_histogram(ab_hist)
+            return {**options, "num_bins": len(centers)}
+        return options
+
+    def fit_data(self, ab_hist) -> None:
+        """Take the training photos' ab histogram: a classification head's class centres and rebalancing weights."""
+        if self.config.head == "classification":
+            centers, _ = bins.bins_from_histogram(ab_hist)
+            self.set_bins(centers, bins.rebalance_weights(ab_hist))
+
+    def load_backbone(self, path) -> tuple[int, int]:
+        """Pretrained encoder weights (``--backbone-weights``); only families with a classification backbone have one."""
+        raise TinctError(f"--backbone-weights: model {self.name!r} has no pretrained backbone (use encoder-decoder)")
+
+    def optimizers(self, cfg, total_steps: int) -> dict[str, torch.optim.Optimizer]:
+        """One Adam over ``parameter_groups()``. ``cfg``: a ``TrainConfig`` (lr, weight_decay, schedule).
+
+        Its name ``""`` makes its checkpoint keys ``optim.{i}.*``.
+        """
+        self.check_schedule(cfg.schedule)
+        return {"": torch.optim.Adam(self.parameter_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+
+    def train_step(self, batch, step: int, optimizers: dict, compute_losses=None) -> dict:
+        """One update on ``batch`` = (L, ab, hints); returns the named losses, ``"loss"`` the one minimised.
+
+        ``compute_losses(L, ab, hints)``: ``self.compute_losses``, or the trainer's wrapper of it that
+        synchronises gradients between processes (DistributedDataParallel).
+        """
+        (optim,) = optimizers.values()
+        losses = (compute_losses or self.compute_losses)(*batch)
+        optim.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad], 5.0)
+        optim.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def snapshot_due(self, done: int) -> bool:
+        """After ``done`` steps: keep a copy of the weights now? (NoGAN's GAN phase does.)"""
+        return False
+
+    # ---------------------------------------------------------------------- inference ---
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
+        return self.head_outputs(self.trunk(self.network_input(L, hints)), L)
+
+    def network_input(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised L, and the hint channels (zeros when ``hints`` is None) for a model that takes them."""
         x = L / 50.0 - 1.0
         if self.config.hint_channels:
             if hints is None:
                 hints = torch.zeros(L.shape[0], self.config.hint_channels, *L.shape[-2:], dtype=L.dtype, device=L.device)
             x = torch.cat([x, hints[:, :2] / AB_SCALE, hints[:, 2:]], dim=1)
-        feats = self.trunk(x)
+        return x
+
+    def head_outputs(self, feats: torch.Tensor, L: torch.Tensor) -> dict:
+        """The trunk's features -> ``{"ab", and "logits" for a classification head}`` at ``L``'s size."""
         out = {}
         if self.config.head == "classification":
             logits = self.head(feats)

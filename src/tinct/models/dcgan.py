@@ -16,8 +16,8 @@ average. Here:
   explores.
 
 ``diversity_weight=0`` with ``noise="input"`` is the survey's baseline. At
-inference ``z`` comes from ``sample_seed`` (set it to get sample k; default 0),
-so colorization is repeatable. Critic: the DCGAN discriminator (one score per
+inference ``z`` is drawn from ``forward``'s ``seed`` (sample k of ``tinct colorize
+--samples``; default 0), per call: colorization is repeatable and never changes the model. Critic: the DCGAN discriminator (one score per
 image) by default. Stride: ``2**depth``.
 """
 from __future__ import annotations
@@ -59,29 +59,27 @@ class DCGAN(AdversarialModel):
         extra = config.z_dim if config.noise == "all" else 0
         self.generator = UNetGenerator(self.in_channels + config.z_dim, config.base_channels, config.depth,
                                        config.self_attention, extra=extra)
-        self.sample_seed = 0
-        self._z: torch.Tensor | None = None
 
     def draw_z(self, batch: int, generator: torch.Generator, device=None) -> torch.Tensor:
         """``(batch, z_dim)`` from N(0, 1), drawn on the CPU generator (same numbers on any device)."""
         return torch.randn(batch, self.config.z_dim, generator=generator).to(device or "cpu")
 
-    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None, z: torch.Tensor | None = None) -> dict:
-        """As ``ColorModel.forward``; ``z`` ``(B, z_dim)``, or drawn from ``sample_seed``."""
+    def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None, z: torch.Tensor | None = None,
+                seed: int = 0) -> dict:
+        """As ``ColorModel.forward``; ``z`` ``(B, z_dim)``, or drawn from ``seed`` (sample ``seed`` of a photo).
+
+        ``z`` travels as an argument, never as state, so threads sharing the model can sample at once.
+        """
         if z is None:
-            z = self.draw_z(L.shape[0], torch.Generator().manual_seed(int(self.sample_seed)))
-        self._z = z.to(L)
-        try:
-            return super().forward(L, hints)
-        finally:
-            self._z = None
+            z = self.draw_z(L.shape[0], torch.Generator().manual_seed(int(seed)))
+        z = z.to(L)
 
-    def _tiled(self, h: int, w: int) -> torch.Tensor:
-        return self._z[:, :, None, None].expand(-1, -1, h, w)
+        def tiled(h: int, w: int) -> torch.Tensor:
+            return z[:, :, None, None].expand(-1, -1, h, w)
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([x, self._tiled(*x.shape[-2:])], 1)
-        return self.generator(x, self._tiled if self.config.noise == "all" else None)
+        x = self.network_input(L, hints)
+        x = torch.cat([x, tiled(*x.shape[-2:])], 1)
+        return self.head_outputs(self.generator(x, tiled if self.config.noise == "all" else None), L)
 
     # --------------------------------------------------------- training ---
     def sample(self, L, hints, g):

@@ -75,7 +75,6 @@ def _conv_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[
 class ECCV16(ColorModel):
     Config = ECCV16Config
     stride = 8
-    fixed_bins = True  # the trainer keeps our classes (set_bins takes only their weights from the data)
 
     # (output channels, number of convs, stride of the last conv, dilation) of blocks 1-7
     TABLE = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2), (512, 3, 1, 2),
@@ -100,10 +99,15 @@ class ECCV16(ColorModel):
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)
 
+    @classmethod
+    def data_options(cls, options: dict, ab_hist) -> dict:
+        """The 313 classes are fixed (``gamut_bins``): the training photos do not choose them."""
+        return options
+
     def set_bins(self, centers, weights) -> None:
         """Keep the fixed cells; take each one's weight from the cell of ``centers`` it equals.
 
-        The trainer passes the training set's occupied cells and their rebalancing
+        ``fit_data`` passes the training set's occupied cells and their rebalancing
         weights; a fixed cell the photos never occupy gets the largest weight (it is rarer than any).
         """
         centers = torch.as_tensor(centers, dtype=torch.float32)

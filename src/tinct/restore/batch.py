@@ -11,12 +11,11 @@ import logging
 import sys
 from pathlib import Path
 
-import click
 import numpy as np
 from tqdm import tqdm
 
 from ..errors import TinctError
-from ..io import remove_stale_parts, save_image
+from ..io import refuse_overwriting_input, remove_stale_parts, save_image
 from .color import is_color_photo, restore_colors
 from .run import RestoreOptions, load_photo, mask_path, restore_file, restore_image, save_mask
 
@@ -44,18 +43,17 @@ def restore_paths(jobs, options: RestoreOptions, overwrite: bool = False, write_
             bar.write(f"tinct: skipped: {e if isinstance(e, TinctError) else f'{job.src}: not enough memory'}",
                       file=sys.stderr)
     if not single or skipped:
-        click.echo(f"{len(todo) - failed} restored, {skipped} already done, {failed} failed", err=True)
+        tqdm.write(f"{len(todo) - failed} restored, {skipped} already done, {failed} failed", file=sys.stderr)
     return failed
 
 
 def photo_colorizer(restore: bool, options: RestoreOptions, write_mask: bool = False):
-    """``colorize_one(model, src, dest, colorize_options)`` for ``batch.colorize_paths``."""
+    """``colorize_one(model, src, dest, colorize_options)``: the ``photo`` step of ``batch.colorize_paths``."""
     from ..pipeline import colorize_luminance
 
     def colorize_one(model, src, dest, copts):
         src, dest = Path(src), Path(dest)
-        if dest.exists() and src.resolve() == dest.resolve():
-            raise TinctError(f"{dest}: refusing to overwrite the input")
+        refuse_overwriting_input(src, dest)
         photo = load_photo(src, copts.max_pixels)
         color = photo.rgb is not None and not options.recolor and is_color_photo(photo.rgb)
         L = photo.L

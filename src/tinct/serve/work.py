@@ -21,18 +21,18 @@ from PIL import Image, UnidentifiedImageError
 
 from ..color import rgb_to_lab
 from ..errors import TinctError
-from ..hints import parse_color
+from ..hints import check_takes_hints, parse_color, points_tensor
 from ..io import LoadedImage, image_to_luminance
 from ..models.base import ColorModel, Decoding
 from ..pipeline import predict_ab, recombine, working_size
 from .errors import RequestError
 from .photos import PhotoCache
-from .points import points_tensor
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF")
 PNG_COMPRESS_LEVEL = 3  # on a 1.2 MP result, Pillow's default (6) took 2.2x as long as 3 for a file no smaller
 MAX_PALETTE_COLORS = 16
 MAX_SATURATION = 2.0
+MAX_HINT_PIXELS = 4_000_000  # painted pixels per request: bounds memory (16 bytes each) whatever the radii
 
 
 @dataclass
@@ -137,11 +137,12 @@ def hints_for(job: Job, shape: tuple[int, int]):
     """The job's points as the model's hint tensor at working size, or None."""
     if not job.points:
         return None
-    if not job.model.config.hint_channels:
-        raise RequestError(400, f"model {job.model_name!r} does not take color "
-                                "points; choose a model with hints support (see /api/models)")
-    h, w = working_size(*shape, job.render_factor, job.model.stride)
-    return points_tensor(job.points, shape, h, w)
+    try:
+        check_takes_hints(job.model, job.model_name)
+        h, w = working_size(*shape, job.render_factor, job.model.stride)
+        return points_tensor(job.points, shape, h, w, max_painted=MAX_HINT_PIXELS)
+    except TinctError as e:
+        raise RequestError(400, str(e)) from None
 
 
 def run(job: Job) -> Result:

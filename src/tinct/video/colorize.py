@@ -30,9 +30,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import TinctError
-from ..io import SAVE_FORMATS, atomic_path, remove_stale_parts
-from ..models.base import ColorModel
-from ..models.base import Decoding
+from ..io import SAVE_FORMATS, atomic_path, refuse_overwriting_input, remove_stale_parts
+from ..models.base import ColorModel, Decoding
 from ..pipeline import network_ab, recombine, shrink_luminance, working_size
 from .options import VideoOptions
 from .sink import (CONTAINERS, FrameWriter, SegmentWriter, check_audio_copy, concat_segments,
@@ -147,8 +146,7 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
                          "like out/%05d.png")
     if frames_out and dest.suffix.lower() not in SAVE_FORMATS:
         raise TinctError(f"{dest}: frames are written as {', '.join(sorted(SAVE_FORMATS))}")
-    if dest.exists() and src.exists() and dest.resolve() == src.resolve():
-        raise TinctError(f"{dest}: refusing to overwrite the input")
+    refuse_overwriting_input(src, dest)
     source = open_source(src, options.fps, options.max_pixels)
     info = source.info
     Stabilizer(options.temporal_options())  # validates strength and flow method now

@@ -44,7 +44,7 @@ from tinct.guided.palette import palette_from_lab  # noqa: E402
 from tinct.hints import Hints, load_hints, save_hints_png  # noqa: E402
 from tinct.io import atomic_path  # noqa: E402
 from tinct.metrics import ab_error, auc, psnr  # noqa: E402
-from tinct.pipeline import ColorizeOptions, recombine  # noqa: E402
+from tinct.pipeline import ColorizeOptions, recombine, working_size  # noqa: E402
 from tinct.report import image_grid  # noqa: E402
 from tinct.weights import load_model, resolve_model_path  # noqa: E402
 
@@ -174,8 +174,10 @@ def report(args, rows, seconds, grid, counts, used, grid_n) -> str:
     lines = ["# Guided colorization on val500\n",
              f"{used} color photos of val500 (an even sample of {args.photos}; gray truths skipped), "
              f"model `{args.model}` ({resolve_model_path(args.model).name}, header steps "
-             f"{getattr(load_model(args.model), 'meta', {}).get('steps', '?')}). "
-             "Strokes: random walks of 8..24 px with a 3 px brush, colored with the truth under them, "
+             f"{getattr(load_model(args.model), 'meta', {}).get('steps', '?')}), render factor "
+             f"{ColorizeOptions().render_factor} (on val500's 224x224 photos the network works at "
+             f"{'x'.join(map(str, working_size(224, 224, ColorizeOptions().render_factor, load_model(args.model).stride)))}"
+             "). Strokes: random walks of 8..24 px with a 3 px brush, colored with the truth under them, "
              "written as RGBA hints PNGs and read back. AuC: % of pixels within each ab error threshold 0..150, "
              "averaged. Seconds: wall time per photo for the chroma (not recombine), on "
              f"{platform.node() or 'this machine'} ({os.cpu_count()} CPUs, torch 1 thread).\n"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .data import IMAGE_EXTENSIONS
-from .errors import InputFailed, TinctError
+from .errors import InputFailed, OptionError, TinctError
 from .io import DEFAULT_MAX_PIXELS, SAVE_FORMATS, refuse_overwriting_input, remove_stale_parts
 from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions, colorize_file
 from .video.options import DEFAULT_TEMPORAL, VideoOptions
@@ -167,6 +167,8 @@ def colorize_paths(model, jobs: list[Job], options: ColorizeOptions, overwrite: 
         t0 = time.perf_counter()
         try:
             _colorize_job(model, job, options, video, photo, progress)
+        except OptionError:
+            raise  # an option's file is wrong: no other input would fare better
         except (TinctError, MemoryError) as e:
             why = e if isinstance(e, TinctError) else f"{job.src}: not enough memory"
             if single:
@@ -227,6 +229,9 @@ def run_colorize(cfg: ColorizeConfig) -> RunResult:
     if guided is None or guided.method is None:  # levin, transfer, welsh and deep-colorization need no network
         from .onnxrt import load_backend
         net = load_backend(cfg.backend, cfg.model, trust_pickle=cfg.trust_pickle, device=device)
+        if cfg.hints is not None:
+            from .hints import check_takes_hints
+            check_takes_hints(net, cfg.model)
     from .pipeline import decoding_for
     options = ColorizeOptions(render_factor=cfg.render_factor, max_pixels=cfg.max_pixels,
                               decoding=decoding_for(net, cfg.temperature, cfg.prior_correction))

@@ -13,3 +13,8 @@ class TinctError(Exception):
 class InputFailed(TinctError):
     """An input could not be colorized (its file, its size, its output): the run's other inputs are unaffected."""
     exit_code = 1
+
+
+class OptionError(TinctError):
+    """A file or value given with an option is unusable (a hints file): the command line is wrong (exit 2), even
+    when it shows only while an input is colorized."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import TinctError
+from ..errors import OptionError, TinctError
 from ..hints import Hints, check_takes_hints, hints_tensor, load_hints
 from ..pipeline import ColorizeOptions, predict_chroma, working_size
 from .levin import LevinOptions, solve_levin
@@ -69,7 +69,10 @@ def guided_ab(L: np.ndarray, g: GuidedOptions, model=None, options: ColorizeOpti
     options = options or ColorizeOptions()
     H, W = L.shape
     if hints is None and g.hints:
-        hints = load_hints(g.hints, (H, W))
+        try:
+            hints = load_hints(g.hints, (H, W))
+        except TinctError as e:  # the --hints file is wrong, not the photo
+            raise OptionError(str(e)) from None
     if reference_lab is None and g.reference:
         reference_lab = load_reference(g.reference)
     if palette is None and g.palette:

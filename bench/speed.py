@@ -268,7 +268,7 @@ def main():
         cli = {}
         for name, src in (("800x600", small), ("4000x3000", big)):
             cli[name] = run_best([sys.executable, "-m", "tinct", "colorize", str(src), "-o",
-                                  str(tmp / f"cli_{name}.png"), "--model", args.model], args.repeats)
+                                  str(tmp / f"cli_{name}.png"), "--model", args.model, "--overwrite"], args.repeats)
         ratio = cli["4000x3000"]["wall"] / cli["800x600"]["wall"]
         lines += ["", f"## Acceptance: `tinct colorize` (CLI, start-up included, fastest of {args.repeats}; working size "
                   f"{'x'.join(map(str, work_hw()[::-1]))} for both)", "",

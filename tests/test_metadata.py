@@ -100,4 +100,6 @@ def test_cli_colorizes_a_jpeg_with_corrupt_exif_and_warns_once(tmp_path, tiny_mo
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "out.png").size == (50, 40)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "ignoring malformed EXIF" in lines[0] and "archive_scan.jpg" in lines[0]
+    warned = [ln for ln in lines if "warning" in ln]
+    assert len(warned) == 1 and "ignoring malformed EXIF" in warned[0] and "archive_scan.jpg" in warned[0]
+    assert len(lines) == 2 and "out.png (" in lines[1] and " -> " in lines[1]  # and the per-output line

@@ -166,9 +166,9 @@ def test_film_hints_file(tmp_path):
     ([{"frame": 1, "time": "0:01", "x": 1, "y": 1, "color": "#ff0000"}], "not both"),
     ([{"frame": -2, "x": 1, "y": 1, "color": "#ff0000"}], "frame must be"),
     ([{"time": "soon", "x": 1, "y": 1, "color": "#ff0000"}], "time must look like"),
-    ([{"frame": 1, "x": 99, "y": 1, "color": "#ff0000"}], "hint 1: (99, 1) is outside"),
+    ([{"frame": 1, "x": 99, "y": 1, "color": "#ff0000"}], "point 1: (99, 1) is outside"),
     ([{"frame": 1, "x": 1, "y": 1, "color": "#ff0000"}, {"frame": 1, "x": 1, "y": 1, "colour": "red"}],
-     "hint 2: missing 'color'"),
+     "point 2: missing 'color'"),
     ([], "non-empty list"),
 ])
 def test_bad_film_hints_are_one_line_errors(tmp_path, points, message):

@@ -246,6 +246,8 @@ def run_colorize(cfg: ColorizeConfig) -> RunResult:
     if guided is not None:
         from .guided.colorize import guided_chroma
         photo = partial(colorize_file, chroma=guided_chroma(guided))
+    elif cfg.samples is not None:  # several colorizations asked for: a color photo is recolored too
+        photo = colorize_file
     else:  # a photo that has color gets its own colors restored, unless --recolor
         from .restore.batch import photo_colorizer
         from .restore.run import RestoreOptions

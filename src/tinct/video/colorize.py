@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import TinctError
+from ..errors import OptionError, TinctError
 from ..io import SAVE_FORMATS, atomic_path, refuse_overwriting_input, remove_stale_parts
 from ..models.base import ColorModel, Decoding
 from ..pipeline import network_ab, recombine, shrink_luminance, working_size
@@ -156,7 +156,10 @@ def colorize_video(model: ColorModel, src: str | Path, dest: str | Path,
         check_audio_copy(audio_from, dest)
 
     net = FrameColorizer(model, info.height, info.width, options.render_factor, options.decoding)
-    guide = FilmGuide(model, options, info.width, info.height, info.fps, net.h, net.w)
+    try:
+        guide = FilmGuide(model, options, info.width, info.height, info.fps, net.h, net.w)
+    except TinctError as e:  # the hints file, reference or palette given is wrong, not the film
+        raise OptionError(str(e)) from None
     guide = guide if guide.active else None
 
     work = work_dir(dest)

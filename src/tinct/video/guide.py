@@ -31,7 +31,7 @@ import torch
 
 from ..color import rgb_to_lab
 from ..data import IMAGE_EXTENSIONS
-from ..errors import TinctError
+from ..errors import OptionError, TinctError
 from ..hints import Hints, cell_average, hints_from_points, load_hints, parse_color, read_points_json
 from .options import TemporalOptions, VideoOptions
 from .tracks import GuidePlan, KeyPoint, plan_guidance
@@ -73,14 +73,14 @@ def load_film_hints(path: str | Path, width: int, height: int, fps: Fraction) ->
                          '"color": "#rrggbb"}} objects')
     for i, p in enumerate(points):
         if not isinstance(p, dict):
-            raise TinctError(f'{path}: hint {i + 1}: expected an object like '
+            raise TinctError(f'{path}: point {i + 1}: expected an object like '
                              '{"frame": 0, "x": 10, "y": 20, "color": "#ff0000"}')
     # x, y, color, radius: checked by the photo's rules, all at once (hint numbers stay those of the file)
     hints_from_points([{k: v for k, v in p.items() if k not in ("frame", "time")} for p in points],
                       (height, width), str(path))
     keyed, plain = [], []
     for i, p in enumerate(points):
-        where = f"{path}: hint {i + 1}"
+        where = f"{path}: point {i + 1}"
         if "frame" in p and "time" in p:
             raise TinctError(f"{where}: give a frame or a time, not both")
         rest = {k: v for k, v in p.items() if k not in ("frame", "time")}
@@ -198,7 +198,7 @@ class FilmGuide:
     def set_plan(self, plan: GuidePlan) -> None:
         if self.per_shot and plan.shots != len(self.priors):
             cuts = ", ".join(map(str, plan.cuts[:10])) + (", ..." if len(plan.cuts) > 10 else "")
-            raise TinctError(f"--reference-per-shot has {len(self.priors)} photos but the film has {plan.shots} "
+            raise OptionError(f"--reference-per-shot has {len(self.priors)} photos but the film has {plan.shots} "
                              f"shots{f' (new shots at frames {cuts})' if plan.cuts else ''}: give one photo per shot")
         self.plan = plan
 

@@ -31,7 +31,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from ..errors import TinctError
+from ..errors import OptionError
 from ..io import atomic_path
 from .options import TemporalOptions
 from .temporal import FlowEstimator, flow_consistent, flow_trust, histogram_distance
@@ -194,7 +194,7 @@ def plan_guidance(frames: Iterable[np.ndarray], points: list[KeyPoint], options:
     missing = [p for p in points if p.frame > t]
     if missing:
         p = missing[0]
-        raise TinctError(f"hint {p.index + 1}: frame {p.frame} is past the film's end ({t + 1} frames)")
+        raise OptionError(f"point {p.index + 1}: frame {p.frame} is past the film's end ({t + 1} frames)")
     return plan
 
 

@@ -26,6 +26,8 @@ def main():
     ap.add_argument("--temperature", type=float, required=True)
     ap.add_argument("--prior-correction", type=float, required=True)
     ap.add_argument("--render-factor", type=int, default=None, help="recorded in the header's notes")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps of all stages together (default: the file's own, the last stage's)")
     ap.add_argument("--notes", default="")
     ap.add_argument("--description", default=DESCRIPTION)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "default.safetensors"))
@@ -36,7 +38,7 @@ def main():
     extra = {"description": args.description, "notes": args.notes}
     if "ab_hist" in model.meta:
         extra["ab_hist"] = model.meta["ab_hist"]
-    save_model(model, args.out, trained_on=TRAINED_ON, steps=int(model.meta.get("steps", 0)), extra=extra, half=True)
+    save_model(model, args.out, trained_on=TRAINED_ON, steps=args.steps or int(model.meta.get("steps", 0)), extra=extra, half=True)
     print(f"wrote {args.out}")
 
 

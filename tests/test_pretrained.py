@@ -147,3 +147,20 @@ def test_train_from_imagenet_writes_a_self_contained_model(tmp_path, monkeypatch
     with torch.no_grad():
         ab = model(torch.rand(1, 1, 64, 64) * 100)["ab"]
     assert ab.shape == (1, 2, 64, 64) and torch.isfinite(ab).all()
+
+
+def test_normalized_hint_pooling_keeps_a_point_at_full_strength():
+    """A one-pixel point reaches the stride-16 decoder level with its own color and mask 1 ("normalized"), where
+    average pooling leaves 1/256 of it; the empty cells stay empty either way."""
+    hints = torch.zeros(1, 3, 64, 64)
+    hints[0, :, 5, 9] = torch.tensor([0.5, -0.25, 1.0])
+    hints[0, :, 6, 9] = torch.tensor([0.3, -0.05, 1.0])  # a second point in the same 16 px cell: the mean
+    for pool, want in (("normalized", [0.4, -0.15, 1.0]), ("average", [0.8 / 256, -0.3 / 256, 2 / 256])):
+        model = create_model("encoder-decoder", backbone="efficientnet-lite0", hint_channels=3, hint_decoder=True,
+                             hint_pool=pool)
+        pooled = model._pool_hints(hints, 16)
+        assert pooled.shape == (1, 3, 4, 4)
+        torch.testing.assert_close(pooled[0, :, 0, 0], torch.tensor(want))
+        assert pooled[0, :, 1:].abs().sum() == 0 and pooled[0, :, :, 1:].abs().sum() == 0
+    with pytest.raises(TinctError, match="hint_pool"):
+        create_model("encoder-decoder", backbone="efficientnet-lite0", hint_pool="max")

@@ -201,11 +201,13 @@ def plan_or_fail(inputs, out):
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Any model option (repeatable), e.g. backbone=xception, self_attention=true, depth=4; "
                    "each family's keys, defaults and meanings: `tinct models FAMILY`.")
+@click.option("--hint-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Models that take color points: share of training photos given simulated points.")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: DDP over all processes (--batch is per process); rank 0 writes the run.")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
               val_every, warmup, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
-              options=(), distributed=False):
+              options=(), hint_probability=0.5, distributed=False):
     """Train a colorization model on folders of color photos."""
     from .train import TrainConfig, train
     from .zoo_options import parse_options
@@ -216,7 +218,8 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
     cfg = TrainConfig(model=model_name, model_options=opts, data=list(data), val=val, out=out, steps=steps,
                       epochs=epochs, size=size, batch=batch, lr=lr, init=init, resume=resume, seed=seed,
                       warmup=warmup, val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
-                      schedule=schedule, backbone_weights=backbone_weights, distributed=distributed)
+                      schedule=schedule, backbone_weights=backbone_weights, hint_probability=hint_probability,
+                      distributed=distributed)
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0" or not distributed:
         click.echo(f"wrote {path}")

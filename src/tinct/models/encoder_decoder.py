@@ -40,6 +40,9 @@ class EncoderDecoderConfig(BaseConfig):
     upsample: str = "bilinear"      # decoder x2 steps: "bilinear" or "pixelshuffle" (learned sub-pixel conv)
     self_attention: bool = False    # SAGAN attention on the stride-16 decoder map (DeOldify's generator has one)
     hint_decoder: bool = False      # hint channels also enter every decoder level (they reach it at any encoder state)
+    # how hints reach the coarser decoder levels: "average" dilutes a point to 1/256 at stride 16;
+    # "normalized" gives each coarse cell the mean color of the points inside it, mask 1 (a point keeps its force)
+    hint_pool: str = "average"
     # training only: the encoder's first N of its 5 levels (stride 2 .. 32) are frozen, batch-norm
     # statistics included; the rest train at encoder_lr_scale x the learning rate
     encoder_frozen: int = 0
@@ -54,6 +57,8 @@ class EncoderDecoder(ColorModel):
     def __init__(self, config: EncoderDecoderConfig):
         if config.backbone not in BACKBONES:
             raise TinctError(f"unknown backbone {config.backbone!r}; known: {', '.join(BACKBONES)}")
+        if config.hint_pool not in ("average", "normalized"):
+            raise TinctError(f"hint_pool must be average or normalized, not {config.hint_pool!r}")
         if config.upsample not in ("bilinear", "pixelshuffle"):
             raise TinctError(f"upsample must be bilinear or pixelshuffle, not {config.upsample!r}")
         if not 0 <= config.encoder_frozen <= 5:
@@ -136,11 +141,19 @@ class EncoderDecoder(ColorModel):
                 y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             parts = [y, skip]
             if hints is not None:  # the input is a multiple of the stride: level i is exactly 2**(4-i) smaller
-                parts.append(F.avg_pool2d(hints, 2 ** (4 - i)))
+                parts.append(self._pool_hints(hints, 2 ** (4 - i)))
             y = block(torch.cat(parts, 1))
             if i == 0 and self.attention is not None:
                 y = self.attention(y)
         return y
+
+    def _pool_hints(self, hints: torch.Tensor, k: int) -> torch.Tensor:
+        """Hint planes ``(B, C, H, W)`` (normalised a, b ... and a 0/1 mask last) at 1/``k`` the size."""
+        if self.config.hint_pool == "average":
+            return F.avg_pool2d(hints, k)
+        mask = F.avg_pool2d(hints[:, -1:], k)
+        values = F.avg_pool2d(hints[:, :-1] * hints[:, -1:], k) / mask.clamp_min(1e-6)
+        return torch.cat([values, (mask > 0).to(hints.dtype)], 1)
 
     def load_backbone(self, path: str | Path) -> tuple[int, int]:
         """Load pretrained encoder weights; returns (loaded, skipped) tensor counts.

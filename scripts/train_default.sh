@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped default's recipe: an ImageNet EfficientNet-Lite0 encoder, U-Net decoder, Zhang et al.'s
+# The next default's recipe (a candidate, not shipped yet): an ImageNet EfficientNet-Lite0 encoder, U-Net decoder, Zhang et al.'s
 # classification head, user color points; trained in stages on ../shared/data/train (our development data).
 #   stage 1: decoder only; the encoder and its batch-norm statistics frozen (encoder_frozen=5)
 #   stage 2: the upper encoder levels (strides 8..32) too, at a tenth of the learning rate (encoder_frozen=2)

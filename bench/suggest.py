@@ -214,7 +214,9 @@ def write_markdown(parts: list[dict], args) -> None:
         f"on {platform.machine()}, torch {p0['torch']}, {p0['threads']} thread(s) each; "
         f"{sum(p['seconds'] for p in parts) / 60:.1f} process-minutes on a shared, heavily loaded CPU.",
         f"Model: `{p0['model']}` ({p0['model_file']}, {p0['family']}, {p0['bins']} bins, prior correction "
-        f"{p0['prior_correction']:g}), render factor {p0['render_factor']}. {args.note}".rstrip(),
+        f"{p0['prior_correction']:g}), render factor {p0['render_factor']}: the network works at about "
+        f"{16 * p0['render_factor']}x{16 * p0['render_factor']} px (that many pixels, the photo's aspect, sides multiples "
+        f"of the stride; every val500 photo is larger). {args.note}".rstrip(),
     ]
     with_hits = [p for p in parts if "hits" in p]
     if with_hits:

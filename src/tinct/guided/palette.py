@@ -2,12 +2,23 @@
 
 A classification model predicts, per pixel, a distribution over quantised ab
 cells; the palette is a prior over those cells, ``pi_q = sum_k exp(-|c_q -
-p_k|^2 / (2 sigma^2)) + floor``, multiplied into the distribution before the
-annealed mean (``softmax((logits + log pi) / T)``). Colors the network already
+p_k|^2 / (2 sigma^2)) + floor``, multiplied into the annealed distribution
+(``softmax(logits / T + log pi)``: after the temperature, so that sigma and the
+floor keep their meaning; before it, the prior was raised to 1/T, about the
+cube, and crushed every color off the palette). Colors the network already
 thought likely and that are near the palette win; colors far from every
 palette entry lose, but a pixel the network is sure about keeps its color
 (the floor). The palette comes from a list (``"#aa3322,#3355aa"``) or from a
 reference photo (k-means of its chroma, ``k`` colors).
+
+A reference photo *of the same scene* (a film's ``--reference``) says more
+than which colors exist: how much of each. ``reference_share`` is its color
+distribution over the cells and ``matched_prior`` the prior that moves a
+frame's predicted color distribution onto it (Saerens et al. 2002's class-prior
+shift: ``pi_q = share_q / m_q``, ``m`` the frame's mean predicted
+distribution). A palette prior cannot do that: it only removes the colors the
+reference lacks, and on a mostly gray scene what is left is gray (the bedroom
+clip's mean chroma fell from 4.0 to 1.5, ``bench/results/video_chroma.md``).
 """
 from __future__ import annotations
 
@@ -17,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import bins
 from ..color import rgb_to_lab
 from ..errors import TinctError
 from ..hints import parse_color
@@ -65,6 +77,26 @@ def palette_prior(centers: torch.Tensor, palette: np.ndarray, options: PaletteOp
     return prior.log()
 
 
+def reference_share(centers: torch.Tensor, lab: np.ndarray) -> torch.Tensor:
+    """Color distribution of a reference photo over the cells: Lab ``(H, W, 3)`` -> ``(Q,)`` summing to 1.
+
+    Each pixel is spread over its nearest cells as in training (``bins.soft_encode``).
+    """
+    ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:].transpose(2, 0, 1), dtype=np.float32))[None]
+    return bins.soft_encode(ab.to(centers.device), centers.float()).mean((0, 2, 3))
+
+
+def matched_prior(model, logits: torch.Tensor, share: torch.Tensor, decoding=None) -> torch.Tensor:
+    """Log prior ``(B, Q)`` that moves each frame's mean predicted distribution onto ``share`` ``(B, Q)``.
+
+    ``logits`` ``(B, Q, h, w)`` of a classification model. Both distributions get a uniform ``1/Q`` added
+    before the ratio, so a cell that neither uses cannot take over (and ``log 0`` never happens).
+    """
+    m = model.annealed_distribution(logits, decoding).mean((2, 3))
+    eps = 1.0 / m.shape[1]
+    return torch.log(share.to(m) + eps) - torch.log(m + eps)
+
+
 @torch.no_grad()
 def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor: int,
                        hints: torch.Tensor | None = None, options: PaletteOptions | None = None,
@@ -79,6 +111,5 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
     L_small = working_luminance(L, render_factor, model.stride)
     device = next(model.parameters()).device
     out = model(L_small.to(device), None if hints is None else hints.to(device))
-    logits = out["logits"].float()
-    logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
-    return model.decode(logits, L_small.shape[-2:], decoding).cpu()
+    prior = palette_prior(model.bin_centers.float(), palette, options)
+    return model.decode(out["logits"].float(), L_small.shape[-2:], decoding, log_prior=prior).cpu()

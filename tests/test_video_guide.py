@@ -290,22 +290,6 @@ def test_evaluate_video_reports_cdc_and_warp_error(tmp_path, tiny_model_path, ca
 
 
 # ------------------------------------------------------- palette and reference priors ---
-def test_a_palette_keeps_a_color_the_network_is_sure_of(default_model):
-    """The floor: a pixel 90% sure of a color far from every palette entry keeps it (the prior is applied
-    after the temperature; before it, the prior was raised to 1/T and the palette color won)."""
-    from tinct.guided.palette import PaletteOptions, palette_prior
-    from tinct.models.base import Decoding
-    centers = default_model.bin_centers.float()
-    sure = int(torch.cdist(centers, torch.tensor([[30.0, 30.0]])).argmin())
-    other = int(torch.cdist(centers, torch.tensor([[-30.0, -30.0]])).argmin())
-    p = torch.full((len(centers),), 0.05 / (len(centers) - 1))
-    p[sure], p[other] = 0.9, 0.05
-    logits = p.log()[None, :, None, None]
-    prior = palette_prior(centers, centers[other:other + 1].numpy(), PaletteOptions())
-    ab = default_model.decode_logits(logits, Decoding(0.35, 0.0), log_prior=prior)[0, :, 0, 0]
-    assert torch.dist(ab, centers[sure]) < 5, ab
-
-
 def bedroom_film(tmp_path: Path, frames=(0, 12, 24), size=(240, 136)) -> tuple[Path, Path, list[np.ndarray]]:
     """A small gray H.264 piece of the bedroom clip, a reference photo of the same scene (its frame 199,
     not in the piece) and the piece's true frames."""

@@ -2,10 +2,11 @@
 
 A classification model predicts, per pixel, a distribution over quantised ab
 cells; the palette is a prior over those cells, ``pi_q = sum_k exp(-|c_q -
-p_k|^2 / (2 sigma^2)) + floor``, multiplied into the annealed distribution
-(``softmax(logits / T + log pi)``: after the temperature, so that sigma and the
-floor keep their meaning; before it, the prior was raised to 1/T, about the
-cube, and crushed every color off the palette). Colors the network already
+p_k|^2 / (2 sigma^2)) + floor``, multiplied into the distribution before the
+annealed mean (``softmax((logits + log pi) / T)``: the temperature then sharpens
+the prior too, which is what lets one palette color pull a photo whose network
+barely considered it; after the temperature, a single green barely moved a
+photo). Colors the network already
 thought likely and that are near the palette win; colors far from every
 palette entry lose, but a pixel the network is sure about keeps its color
 (the floor). The palette comes from a list (``"#aa3322,#3355aa"``) or from a
@@ -18,7 +19,9 @@ frame's predicted color distribution onto it (Saerens et al. 2002's class-prior
 shift ``pi_q = share_q / m_q``, ``m`` the frame's mean predicted distribution,
 iterated until the frame's distribution is the reference's). A palette prior cannot do that: it only removes the colors the
 reference lacks, and on a mostly gray scene what is left is gray (the bedroom
-clip's mean chroma fell from 4.0 to 1.5, ``bench/results/video_chroma.md``).
+clip's mean chroma fell from 4.0 to 1.5, ``bench/results/video_chroma.md``). The
+fitted prior is applied after the temperature (``ColorModel.decode``'s
+``log_prior``): it is fitted to the annealed distribution itself.
 """
 from __future__ import annotations
 
@@ -121,5 +124,6 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
     L_small = working_luminance(L, render_factor, model.stride)
     device = next(model.parameters()).device
     out = model(L_small.to(device), None if hints is None else hints.to(device))
-    prior = palette_prior(model.bin_centers.float(), palette, options)
-    return model.decode(out["logits"].float(), L_small.shape[-2:], decoding, log_prior=prior).cpu()
+    logits = out["logits"].float()
+    logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
+    return model.decode(logits, L_small.shape[-2:], decoding).cpu()

@@ -103,8 +103,8 @@ class ColorModel(nn.Module):
 
         ``decoding`` overrides the config's temperature and prior correction for this call only (a model
         shared by server threads is never mutated). ``log_prior`` ``(Q,)`` or ``(B, Q)``: a log prior over
-        the bins (a palette, ``guided/palette.py``) multiplied into the annealed distribution, after the
-        temperature, so that its strength is the one it states whatever the temperature.
+        the bins multiplied into the annealed distribution, after the temperature (a reference photo's
+        prior fitted to that distribution, ``guided/palette.matched_prior``).
         """
         return torch.einsum("bqhw,qc->bchw", self.annealed_distribution(logits, decoding, log_prior),
                             self.bin_centers)

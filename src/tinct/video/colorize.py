@@ -78,8 +78,8 @@ class FrameColorizer:
                 share: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32.
 
-        ``hints`` ``(B, 3, h, w)``: hint channels; ``prior`` ``(B, Q)``: log prior per ab bin multiplied into a
-        classification model's decoded distribution (a palette, ``guided/palette.py``); ``share`` ``(B, Q)``:
+        ``hints`` ``(B, 3, h, w)``: hint channels; ``prior`` ``(B, Q)``: log prior per ab bin added to a
+        classification model's logits before decoding (a palette, ``guided/palette.py``); ``share`` ``(B, Q)``:
         a reference photo's color distribution, each frame's predicted one is moved onto it
         (``palette.matched_prior``). ``reach`` > 0
         keeps the hints' effect on their regions (``locality.py``): the frames also go through without
@@ -100,8 +100,11 @@ class FrameColorizer:
         else:
             logits = self.model(L_in, hints)["logits"].float()
             if share is not None:
-                prior = matched_prior(self.model, logits, share, self.decoding)
-            ab = self.model.decode(logits, L_in.shape[-2:], self.decoding, log_prior=prior)
+                ab = self.model.decode(logits, L_in.shape[-2:], self.decoding,
+                                       log_prior=matched_prior(self.model, logits, share, self.decoding))
+            else:  # a palette: added before the temperature, as for photos (palette.predict_ab_palette)
+                ab = self.model.decode(logits + prior.to(self.device).float()[:, :, None, None], L_in.shape[-2:],
+                                       self.decoding)
         ab = ab.float().cpu().numpy()
         L_small = small[:, 0].numpy()
         if gate:

@@ -74,10 +74,8 @@ def reference_variants(model, reference: Path) -> dict[str, dict]:
     """Ways the reference photo can steer the network: ``FrameColorizer.predict`` keyword arguments."""
     centers = model.bin_centers.float()
     prior = palette_prior(centers, parse_palette(str(reference)), PaletteOptions())
-    T = model.config.temperature
-    # predict() multiplies the prior in after the temperature; prior / T there = prior before it
-    return {"palette prior (6 k-means colors), before the temperature (the old film --reference)": {"prior": prior / T},
-            "palette prior (6 k-means colors), after the temperature (--palette now)": {"prior": prior},
+    return {"palette prior (6 k-means colors), before the temperature (the old film --reference, --palette)":
+            {"prior": prior},
             "color distribution matched (--reference now)": {"share": reference_share(centers, load_reference(reference))}}
 
 

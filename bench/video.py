@@ -1,6 +1,6 @@
 """Film colorization: frame by frame, stabilised, with 3 keyframe points, with a reference photo.
 
-    OMP_NUM_THREADS=1 nice -n 10 python3 bench/video.py [--frames 60] [--model default] [--fps 30]
+    OMP_NUM_THREADS=1 nice -n 19 python3 bench/video.py [--frames 60] [--model default] [--fps 30]
 
 Takes the first ``--frames`` frames of ../shared/data/video/bedroom (960x540
 color JPEGs), turns them into a grayscale H.264 MP4 (each frame's CIE L as an
@@ -246,7 +246,7 @@ def report(args, rows, header, load_before, load_after, points, reference, strip
     acc = "\n".join(f"- {'PASS' if ok else 'FAIL'} {what}: {val}" for what, ok, val in checks)
     pts = ", ".join(f"({p['x']}, {p['y']}) {p['color']}" for p in points)
     return (f"# Film colorization: frame by frame, stabilised, keyframe points, reference photo\n\n"
-            f"`OMP_NUM_THREADS=1 nice -n 10 python3 bench/video.py --frames {args.frames} --model {args.model}` "
+            f"`OMP_NUM_THREADS=1 nice -n 19 python3 bench/video.py --frames {args.frames} --model {args.model}` "
             f"({time.strftime('%Y-%m-%d %H:%M')}).\n\n"
             f"Clip: first {args.frames} frames of ../shared/data/video/bedroom (960x540), turned into a gray H.264 "
             f"MP4 at {args.fps:g} fps, colorized by `colorize_video` (render factor {args.render_factor}: the network "
@@ -254,7 +254,8 @@ def report(args, rows, header, load_before, load_after, points, reference, strip
             f"Model: `{args.model}` ({header.get('model')}, {header.get('steps')} training steps). Keyframe points "
             f"(frame 0, radius 8 px, true colors at the three most colorful places of the true frame): {pts}. "
             f"Reference photo: `{reference.name}` (the clip's true frame {reference.stem}, not among the scored "
-            "frames; its 6 main colors become the palette prior of every frame).\n\n"
+            "frames; each frame's predicted color distribution is moved onto the photo's, "
+            "`guided/palette.py` matched_prior).\n\n"
             + head + "\n".join(lines) +
             "\n\nflicker = mean |ab(t) - ab(t-1)| (Lab units; the true film moves, so the ratio to the truth is what "
             "counts); region flicker: the same on ab averaged over 16x16 px blocks; CDC: NTIRE 2023's color "

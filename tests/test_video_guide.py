@@ -287,3 +287,59 @@ def test_evaluate_video_reports_cdc_and_warp_error(tmp_path, tiny_model_path, ca
     assert "| CDC | warp error |" in report
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())["temporal 0.8"]
     assert all(np.isfinite(summary[k]) for k in ("cdc", "cdc_true", "warp_error", "warp_error_true"))
+
+
+# ------------------------------------------------------- palette and reference priors ---
+def bedroom_film(tmp_path: Path, frames=(0, 12, 24), size=(240, 136)) -> tuple[Path, Path, list[np.ndarray]]:
+    """A small gray H.264 piece of the bedroom clip, a reference photo of the same scene (its frame 199,
+    not in the piece) and the piece's true frames."""
+    from .conftest import SHARED
+    clip = SHARED / "video" / "bedroom"
+    if not (clip / "00199.jpg").exists():
+        pytest.skip("the bedroom clip is not in ../shared/data")
+    truths = [np.asarray(Image.open(clip / f"{i:05d}.jpg").convert("RGB").resize(size, Image.Resampling.BOX))
+              for i in frames]
+    path = tmp_path / "bedroom.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt, s.options = size[0], size[1], "yuv420p", {"crf": "12"}
+        for i, t in enumerate(truths):
+            f = av.VideoFrame.from_ndarray(gray_rgb(rgb_to_lab(t.astype(np.float32) / 255)[..., 0]), format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+    ref = tmp_path / "reference.png"
+    Image.open(clip / "00199.jpg").convert("RGB").resize(size, Image.Resampling.BOX).save(ref)
+    return path, ref, truths
+
+
+def test_a_reference_of_the_same_scene_does_not_wash_the_film_out(tmp_path, default_model):
+    """With a photo of its own scene, the film keeps its colors (the palette prior from the photo grayed it
+    to less than half its chroma) and comes closer to the truth."""
+    from tinct.metrics import ab_error, auc
+    film, ref, truths = bedroom_film(tmp_path)
+    scores = {}
+    for name, opts in (("plain", {}), ("reference", {"reference": str(ref)})):
+        out = colorize_video(default_model, film, tmp_path / f"{name}.mp4", VideoOptions(progress=False, **opts))
+        labs = [rgb_to_lab(f.astype(np.float32) / 255) for f in probe(out.dest)["frames"]]
+        true = [rgb_to_lab(t.astype(np.float32) / 255) for t in truths]
+        scores[name] = (np.mean([np.hypot(x[..., 1], x[..., 2]).mean() for x in labs]),
+                        np.mean([auc(ab_error(x, t)) for x, t in zip(labs, true)]))
+    (plain_chroma, plain_auc), (ref_chroma, ref_auc) = scores["plain"], scores["reference"]
+    assert ref_chroma > 0.8 * plain_chroma, scores
+    assert ref_auc > plain_auc, scores
+
+
+def test_matched_prior_moves_the_frames_colors_onto_the_reference(default_model):
+    from tinct.guided.palette import matched_prior, reference_share
+    centers = default_model.bin_centers.float()
+    lab = np.zeros((20, 20, 3), np.float32)
+    lab[:10, :, 1:] = (20.0, 30.0)     # half the reference warm, half gray
+    share = reference_share(centers, lab)
+    assert abs(float(share.sum()) - 1) < 1e-5
+    torch.manual_seed(0)
+    logits = torch.randn(1, len(centers), 4, 4)
+    before = default_model.annealed_distribution(logits).mean((2, 3))[0]
+    prior = matched_prior(default_model, logits, share[None])
+    after = default_model.annealed_distribution(logits, log_prior=prior).mean((2, 3))[0]
+    assert (after - share).abs().sum() < 0.5 * (before - share).abs().sum()

@@ -158,22 +158,36 @@ class ColorModel(Trainable, nn.Module):
         self.bin_centers.copy_(torch.as_tensor(centers))
         self.bin_weights.copy_(torch.as_tensor(weights))
 
-    def decode_logits(self, logits: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
+    def decode_logits(self, logits: torch.Tensor, decoding: Decoding | None = None,
+                      log_prior: torch.Tensor | None = None) -> torch.Tensor:
         """Classification logits ``(B, Q, h, w)`` -> ab ``(B, 2, h, w)``: prior correction, then annealed mean.
 
         ``decoding`` overrides the config's temperature and prior correction for this call only (a model
-        shared by server threads is never mutated).
+        shared by server threads is never mutated). ``log_prior`` ``(Q,)`` or ``(B, Q)``: a log prior over
+        the bins multiplied into the annealed distribution, after the temperature (a reference photo's
+        prior fitted to that distribution, ``guided/palette.matched_prior``).
         """
+        return torch.einsum("bqhw,qc->bchw", self.annealed_distribution(logits, decoding, log_prior),
+                            self.bin_centers)
+
+    def annealed_distribution(self, logits: torch.Tensor, decoding: Decoding | None = None,
+                              log_prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The distribution over bins that ``decode_logits`` averages: ``(B, Q, h, w)``, summing to 1 over Q."""
         decoding = decoding or Decoding()
         correction = self.config.prior_correction if decoding.prior_correction is None else decoding.prior_correction
         temperature = self.config.temperature if decoding.temperature is None else decoding.temperature
         if correction:
             logits = logits - correction * torch.log(self.bin_weights)[None, :, None, None]
-        return bins.annealed_mean(logits, self.bin_centers, temperature)
+        if log_prior is not None:
+            prior = log_prior.to(logits.device, logits.dtype)
+            # softmax((logits + T log pi) / T) = softmax(logits / T + log pi)
+            logits = logits + temperature * prior.reshape(-1, prior.shape[-1])[:, :, None, None]
+        return torch.softmax(logits / temperature, dim=1)
 
-    def decode(self, logits: torch.Tensor, size, decoding: Decoding | None = None) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, size, decoding: Decoding | None = None,
+               log_prior: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, *size)``: ``decode_logits``, then bilinear up to the input size."""
-        ab = self.decode_logits(logits, decoding)
+        ab = self.decode_logits(logits, decoding, log_prior)
         if ab.shape[-2:] != tuple(size):
             ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
         return ab

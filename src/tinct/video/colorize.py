@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import OptionError, TinctError
+from ..guided.palette import matched_prior
 from ..io import SAVE_FORMATS, atomic_path, refuse_overwriting_input, remove_stale_parts
 from ..models.base import ColorModel, Decoding
 from ..pipeline import network_ab, recombine, shrink_luminance, working_size
@@ -73,11 +74,14 @@ class FrameColorizer:
 
     @torch.no_grad()
     def predict(self, Ls: list[np.ndarray], hints: torch.Tensor | None = None,
-                prior: torch.Tensor | None = None, reach: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                prior: torch.Tensor | None = None, reach: float = 0.0,
+                share: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``Ls``: B frames ``(H, W)`` float32 in [0, 100] -> (L ``(B, h, w)``, ab ``(B, 2, h, w)``) float32.
 
         ``hints`` ``(B, 3, h, w)``: hint channels; ``prior`` ``(B, Q)``: log prior per ab bin added to a
-        classification model's logits before decoding (a palette, ``guided/palette.py``). ``reach`` > 0
+        classification model's logits before decoding (a palette, ``guided/palette.py``); ``share`` ``(B, Q)``:
+        a reference photo's color distribution, each frame's predicted one is moved onto it
+        (``palette.matched_prior``). ``reach`` > 0
         keeps the hints' effect on their regions (``locality.py``): the frames also go through without
         hints, in the same batch.
         """
@@ -89,12 +93,18 @@ class FrameColorizer:
             L_in = torch.cat([L_in, L_in])
             hints = torch.cat([hints, torch.zeros_like(hints)])
             prior = None if prior is None else torch.cat([prior, prior])
+            share = None if share is None else torch.cat([share, share])
         hints = None if hints is None else hints.to(self.device)
-        if prior is None:
+        if prior is None and share is None:
             ab = network_ab(self.model, L_in, hints, decoding=self.decoding)
         else:
-            logits = self.model(L_in, hints)["logits"].float() + prior.to(self.device).float()[:, :, None, None]
-            ab = self.model.decode(logits, L_in.shape[-2:], self.decoding)
+            logits = self.model(L_in, hints)["logits"].float()
+            if share is not None:
+                ab = self.model.decode(logits, L_in.shape[-2:], self.decoding,
+                                       log_prior=matched_prior(self.model, logits, share, self.decoding))
+            else:  # a palette: added before the temperature, as for photos (palette.predict_ab_palette)
+                ab = self.model.decode(logits + prior.to(self.device).float()[:, :, None, None], L_in.shape[-2:],
+                                       self.decoding)
         ab = ab.float().cpu().numpy()
         L_small = small[:, 0].numpy()
         if gate:
@@ -125,8 +135,8 @@ def stabilised_frames(model: ColorModel, frames: Iterable[np.ndarray], height: i
     index = start
     for Ls in batched(frames, max(1, batch)):
         indices = list(range(index, index + len(Ls)))
-        hints, prior = guide.batch(indices) if guide is not None else (None, None)
-        small, ab = net.predict(Ls, hints, prior, guide.reach if guide is not None else 0.0)
+        hints, prior, share = guide.batch(indices) if guide is not None else (None, None, None)
+        small, ab = net.predict(Ls, hints, prior, guide.reach if guide is not None else 0.0, share)
         for j, L in enumerate(Ls):
             cut = guide.cut(indices[j]) if guide is not None else None
             yield L, [s.step(small[j], ab[j], cut) for s in stabilizers]

@@ -13,9 +13,12 @@ start of its shot, until the shot ends or the region leaves the frame (``tracks.
 either, or an RGBA PNG hints image the film's size, holds at the same place on every frame. The deep
 model receives the points of each frame through its hint channels, as for a photo.
 
-A reference photo (``--reference``) or palette (``--palette``) becomes the palette prior of
-``guided/palette.py`` on every frame; ``--reference-per-shot DIR`` gives shot i the palette of the i-th
-photo of DIR (sorted by name), and refuses a folder whose photo count is not the film's shot count.
+A palette (``--palette``) becomes the palette prior of ``guided/palette.py`` on every frame. A reference
+photo (``--reference``) is taken as a photo of the film's scene: each frame's predicted color
+distribution is moved onto the photo's (``palette.matched_prior``), so the frame takes the reference's
+colors in the reference's proportions (a palette prior from it only removed colors, and grayed a mostly
+gray scene). ``--reference-per-shot DIR`` does that for shot i with the i-th photo of DIR (sorted by
+name), and refuses a folder whose photo count is not the film's shot count.
 """
 from __future__ import annotations
 
@@ -140,7 +143,8 @@ class FilmGuide:
         self.hints = None
         self.static = None           # (3, h, w) float32 hint planes on every frame, or None
         self.keyed: list[KeyPoint] = []
-        self.priors: list[torch.Tensor] = []   # log prior per ab bin (Q,): one, or one per shot
+        self.priors: list[torch.Tensor] = []   # a palette's log prior per ab bin (Q,)
+        self.shares: list[torch.Tensor] = []   # reference photos' color distributions (Q,): one, or one per shot
         self.plan: GuidePlan | None = None
         self.per_shot = options.reference_per_shot is not None
         self.reach = float(options.hint_reach)
@@ -163,7 +167,8 @@ class FilmGuide:
                           for k in fh.keyed]
         spec = options.reference or options.palette
         if spec is not None or self.per_shot:
-            from ..guided.palette import PaletteOptions, palette_prior, parse_palette
+            from ..guided.palette import PaletteOptions, palette_prior, parse_palette, reference_share
+            from ..guided.transfer import load_reference
             if not isinstance(model, torch.nn.Module) or getattr(model.config, "head", None) != "classification" \
                     or not hasattr(model, "bin_centers"):
                 raise TinctError("--reference/--palette on a film need a classification model on the torch "
@@ -172,14 +177,17 @@ class FilmGuide:
                 raise TinctError(f"{options.reference}: no such reference photo")
             photos = reference_photos(options.reference_per_shot) if self.per_shot else [spec]
             centers = model.bin_centers.detach().float().cpu()
-            self.priors = [palette_prior(centers, parse_palette(str(p)), PaletteOptions()) for p in photos]
+            if options.palette is not None:
+                self.priors = [palette_prior(centers, parse_palette(str(options.palette)), PaletteOptions())]
+            else:
+                self.shares = [reference_share(centers, load_reference(p)) for p in photos]
             files = [Path(p) for p in photos if Path(p).is_file()]
             if files:
                 self._digests["reference"] = _digest(files)
 
     @property
     def active(self) -> bool:
-        return self.static is not None or bool(self.keyed) or bool(self.priors)
+        return self.static is not None or bool(self.keyed) or bool(self.priors) or bool(self.shares)
 
     @property
     def needs_plan(self) -> bool:
@@ -196,9 +204,9 @@ class FilmGuide:
         return plan
 
     def set_plan(self, plan: GuidePlan) -> None:
-        if self.per_shot and plan.shots != len(self.priors):
+        if self.per_shot and plan.shots != len(self.shares):
             cuts = ", ".join(map(str, plan.cuts[:10])) + (", ..." if len(plan.cuts) > 10 else "")
-            raise OptionError(f"--reference-per-shot has {len(self.priors)} photos but the film has {plan.shots} "
+            raise OptionError(f"--reference-per-shot has {len(self.shares)} photos but the film has {plan.shots} "
                              f"shots{f' (new shots at frames {cuts})' if plan.cuts else ''}: give one photo per shot")
         self.plan = plan
 
@@ -218,12 +226,14 @@ class FilmGuide:
             planes[0][disc], planes[1][disc], planes[2][disc] = a, b, 1.0
         return planes
 
-    def batch(self, indices: list[int]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Hint tensor ``(B, 3, h, w)`` and log prior ``(B, Q)`` for frames ``indices`` (None when unused)."""
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """For frames ``indices``: hint tensor ``(B, 3, h, w)``, a palette's log prior ``(B, Q)`` and a
+        reference's color distribution ``(B, Q)`` (each None when unused)."""
         hints = None
         if self.static is not None or self.keyed:
             hints = torch.from_numpy(np.stack([self.hint_planes(t) for t in indices]))
-        prior = None
-        if self.priors:
-            prior = torch.stack([self.priors[self.plan.shot(t) if self.per_shot else 0] for t in indices])
-        return hints, prior
+        prior = torch.stack([self.priors[0]] * len(indices)) if self.priors else None
+        share = None
+        if self.shares:
+            share = torch.stack([self.shares[self.plan.shot(t) if self.per_shot else 0] for t in indices])
+        return hints, prior, share

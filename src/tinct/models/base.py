@@ -61,13 +61,74 @@ class Decoding:
     prior_correction: float | None = None
 
 
-class ColorModel(nn.Module):
+class Trainable:
+    """The training protocol ``tinct train`` speaks to every registered family (colorizers and the restoration
+    network alike): parameter groups, optimizers, one update step, data-dependent options, snapshots.
+    Mixed into an ``nn.Module`` with ``config`` (a dataclass with ``head``) and ``compute_losses``."""
+    loss_names: tuple[str, ...] = ()  # named losses besides "loss" that train_step reports (metrics.csv columns)
+    data_parallel = True  # train_step's gradients can be synchronised by DistributedDataParallel (--distributed)
+
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups; each ``lr_scale`` multiplies the scheduled learning rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+
+    @classmethod
+    def check_schedule(cls, schedule: str) -> None:
+        """Refuse a training schedule this family cannot run (one-line ``TinctError``)."""
+        if schedule != "standard":
+            raise TinctError(f"--schedule {schedule} needs a GAN model (pix2pix, dcgan), not {cls.name}")
+
+    @classmethod
+    def data_options(cls, options: dict, ab_hist) -> dict:
+        """``options`` plus what the training photos' ab histogram ``ab_hist`` (23x23) decides before the network
+        is built: a classification head gets one class per ab cell the photos use."""
+        if options.get("head", cls.Config.head) == "classification":
+            centers, _ = bins.bins_from_histogram(ab_hist)
+            return {**options, "num_bins": len(centers)}
+        return options
+
+    def fit_data(self, ab_hist) -> None:
+        """Take the training photos' ab histogram: a classification head's class centres and rebalancing weights."""
+        if self.config.head == "classification":
+            centers, _ = bins.bins_from_histogram(ab_hist)
+            self.set_bins(centers, bins.rebalance_weights(ab_hist))
+
+    def load_backbone(self, path) -> tuple[int, int]:
+        """Pretrained encoder weights (``--backbone-weights``); only families with a classification backbone have one."""
+        raise TinctError(f"--backbone-weights: model {self.name!r} has no pretrained backbone (use encoder-decoder)")
+
+    def optimizers(self, cfg, total_steps: int) -> dict[str, torch.optim.Optimizer]:
+        """One Adam over ``parameter_groups()``. ``cfg``: a ``TrainConfig`` (lr, weight_decay, schedule).
+
+        Its name ``""`` makes its checkpoint keys ``optim.{i}.*``.
+        """
+        self.check_schedule(cfg.schedule)
+        return {"": torch.optim.Adam(self.parameter_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
+
+    def train_step(self, batch, step: int, optimizers: dict, compute_losses=None) -> dict:
+        """One update on ``batch`` = (L, ab, hints); returns the named losses, ``"loss"`` the one minimised.
+
+        ``compute_losses(L, ab, hints)``: ``self.compute_losses``, or the trainer's wrapper of it that
+        synchronises gradients between processes (DistributedDataParallel).
+        """
+        (optim,) = optimizers.values()
+        losses = (compute_losses or self.compute_losses)(*batch)
+        optim.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad], 5.0)
+        optim.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def snapshot_due(self, done: int) -> bool:
+        """After ``done`` steps: keep a copy of the weights now? (NoGAN's GAN phase does.)"""
+        return False
+
+
+class ColorModel(Trainable, nn.Module):
     name = "base"
     stride = 1
     Config = BaseConfig
     stochastic = False  # True: forward(L, hints, seed=k) draws its noise from seed k (``tinct colorize --samples``)
-    loss_names: tuple[str, ...] = ()  # named losses besides "loss" that train_step reports (metrics.csv columns)
-    data_parallel = True  # train_step's gradients can be synchronised by DistributedDataParallel (--distributed)
 
     def __init__(self, config: BaseConfig, trunk_channels: int, head_scale: int = 1):
         super().__init__()
@@ -119,62 +180,6 @@ class ColorModel(nn.Module):
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def parameter_groups(self) -> list[dict]:
-        """The optimizer's parameter groups; each ``lr_scale`` multiplies the scheduled learning rate."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
-
-    # ---------------------------------------------------------------- training protocol ---
-    @classmethod
-    def check_schedule(cls, schedule: str) -> None:
-        """Refuse a training schedule this family cannot run (one-line ``TinctError``)."""
-        if schedule != "standard":
-            raise TinctError(f"--schedule {schedule} needs a GAN model (pix2pix, dcgan), not {cls.name}")
-
-    @classmethod
-    def data_options(cls, options: dict, ab_hist) -> dict:
-        """``options`` plus what the training photos' ab histogram ``ab_hist`` (23x23) decides before the network
-        is built: a classification head gets one class per ab cell the photos use."""
-        if options.get("head", cls.Config.head) == "classification":
-            centers, _ = bins.bins_from_histogram(ab_hist)
-            return {**options, "num_bins": len(centers)}
-        return options
-
-    def fit_data(self, ab_hist) -> None:
-        """Take the training photos' ab histogram: a classification head's class centres and rebalancing weights."""
-        if self.config.head == "classification":
-            centers, _ = bins.bins_from_histogram(ab_hist)
-            self.set_bins(centers, bins.rebalance_weights(ab_hist))
-
-    def load_backbone(self, path) -> tuple[int, int]:
-        """Pretrained encoder weights (``--backbone-weights``); only families with a classification backbone have one."""
-        raise TinctError(f"--backbone-weights: model {self.name!r} has no pretrained backbone (use encoder-decoder)")
-
-    def optimizers(self, cfg, total_steps: int) -> dict[str, torch.optim.Optimizer]:
-        """One Adam over ``parameter_groups()``. ``cfg``: a ``TrainConfig`` (lr, weight_decay, schedule).
-
-        Its name ``""`` makes its checkpoint keys ``optim.{i}.*``.
-        """
-        self.check_schedule(cfg.schedule)
-        return {"": torch.optim.Adam(self.parameter_groups(), lr=cfg.lr, weight_decay=cfg.weight_decay)}
-
-    def train_step(self, batch, step: int, optimizers: dict, compute_losses=None) -> dict:
-        """One update on ``batch`` = (L, ab, hints); returns the named losses, ``"loss"`` the one minimised.
-
-        ``compute_losses(L, ab, hints)``: ``self.compute_losses``, or the trainer's wrapper of it that
-        synchronises gradients between processes (DistributedDataParallel).
-        """
-        (optim,) = optimizers.values()
-        losses = (compute_losses or self.compute_losses)(*batch)
-        optim.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.parameters() if p.requires_grad], 5.0)
-        optim.step()
-        return {k: v.detach() for k, v in losses.items()}
-
-    def snapshot_due(self, done: int) -> bool:
-        """After ``done`` steps: keep a copy of the weights now? (NoGAN's GAN phase does.)"""
-        return False
 
     # ---------------------------------------------------------------------- inference ---
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:

@@ -6,7 +6,7 @@
 Each val photo is grayed (CIE L), shrunk to ``--size`` px on the long side, and damaged by
 ``tinct.restore.degrade`` (each kind alone, seeded per photo, and the realistic mix). Methods:
 
-- input: the damaged photo as it is (the per-kind table starts with "clean": no damage, input PSNR shown as 100)
+- input: the damaged photo as it is (the per-kind table starts with "clean": no damage, input PSNR shown as 140, the metric's cap)
 - classical: a top-hat damage mask + Telea inpainting, non-local means (automatic strength), auto levels
 - model: the restoration network alone
 - model + inpaint: the network, then Telea (or Navier-Stokes) inpainting inside its own mask

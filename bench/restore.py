@@ -1,12 +1,12 @@
 """Restoration on damaged val photos with known clean truth: the network, the classical steps, and both.
 
-    nice -n 10 python3 bench/restore.py                          # val500, every kind + the mix
-    nice -n 10 python3 bench/restore.py --limit 100 --kinds-limit 50
+    OMP_NUM_THREADS=1 nice -n 19 python3 bench/restore.py                   # val500, every kind + the mix
+    OMP_NUM_THREADS=1 nice -n 19 python3 bench/restore.py --limit 100 --kinds-limit 50
 
 Each val photo is grayed (CIE L), shrunk to ``--size`` px on the long side, and damaged by
 ``tinct.restore.degrade`` (each kind alone, seeded per photo, and the realistic mix). Methods:
 
-- input: the damaged photo as it is
+- input: the damaged photo as it is (the per-kind table starts with "clean": no damage, input PSNR shown as 140, the metric's cap)
 - classical: a top-hat damage mask + Telea inpainting, non-local means (automatic strength), auto levels
 - model: the restoration network alone
 - model + inpaint: the network, then Telea (or Navier-Stokes) inpainting inside its own mask
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tinct.color import rgb_to_lab  # noqa: E402
 from tinct.data import find_images  # noqa: E402
 from tinct.restore import classical  # noqa: E402
-from tinct.restore.degrade import KINDS, LOCAL, apply_kind, degrade  # noqa: E402
+from tinct.restore.degrade import KINDS, LOCAL, Degraded, apply_kind, degrade  # noqa: E402
 from tinct.restore.metrics import mask_scores, psnr_l, ssim_l  # noqa: E402
 from tinct.restore.run import RestoreOptions, load_restorer, restore_file, run_network  # noqa: E402
 
@@ -78,7 +78,10 @@ def run(files, kinds, size, net, seed_base=0, desc="") -> dict:
         L = gray_L(f, size)
         for k, kind in enumerate(kinds):
             rng = np.random.default_rng([seed_base, i, k])
-            d = degrade(L, rng) if kind == "mix" else apply_kind(kind, L, rng)
+            if kind == "clean":  # no damage at all: a restorer should leave the photo alone
+                d = Degraded(L.copy(), np.zeros(L.shape, bool))
+            else:
+                d = degrade(L, rng) if kind == "mix" else apply_kind(kind, L, rng)
             outs, masks = methods(d.L, net, with_ns=kind == "mix")
             r = res.setdefault(kind, {"psnr": {}, "ssim": {}, "masks": {}})
             for name, pred in outs.items():
@@ -104,7 +107,8 @@ def report(mix: dict, per_kind: dict, n_mix: int, n_kind: int, size: int, second
     m = mix["mix"]
     names = list(m["psnr"])
     lines = ["# Restoration on damaged val photos", "",
-             f"`nice -n 10 python3 bench/restore.py` ({seconds / 60:.0f} min on the shared, loaded 2-core CPU). "
+             f"`OMP_NUM_THREADS=1 nice -n 19 python3 bench/restore.py {' '.join(sys.argv[1:])}` ({seconds / 60:.0f} min "
+             "on the shared, loaded 2-core CPU, one thread). "
              f"Photos of `imagenette-val500` grayed (CIE L) and shrunk to {size} px on the long side, then damaged by "
              "`tinct.restore.degrade` with a seed per photo; scores against the clean L (PSNR peak 100).", "",
              f"## The realistic mix ({n_mix} photos)", "",
@@ -216,7 +220,7 @@ def main():
     mix_files = files[:: max(1, len(files) // args.limit)][: args.limit] if args.limit else files
     mix = run(mix_files, ["mix"], args.size, net, desc="mix")
     kind_files = files[:: max(1, len(files) // args.kinds_limit)][: args.kinds_limit] if args.kinds_limit else []
-    per_kind = run(kind_files, list(KINDS), args.size, net, seed_base=1, desc="each kind") if kind_files else {}
+    per_kind = run(kind_files, ["clean", *KINDS], args.size, net, seed_base=1, desc="each kind") if kind_files else {}
     text = report(mix, per_kind, len(mix_files), len(kind_files), args.size, time.time() - t0)
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -60,7 +60,7 @@ def test_odd_inputs_keep_size_and_luminance(kind, model):
         im = Image.fromarray(rgb[:1, :1])
     else:
         im = Image.fromarray(rgb[:3, :])
-    out = tinct.colorize(im, model=model)
+    out = tinct.colorize(im, model=model, recolor=True)  # color inputs: colorized anew, not kept
     assert out.size == im.size
     if kind == "rgba":
         assert out.mode == "RGBA"
@@ -77,6 +77,29 @@ def test_array_api(model):
     assert out.size == (gray.shape[1], gray.shape[0])
     with pytest.raises(TinctError):
         tinct.colorize(np.zeros((4, 4, 7)), model=model)
+
+
+def test_python_api_keeps_a_color_photos_own_colors_as_the_cli_does(tmp_path, tiny_model_path, model, caplog):
+    """One rule for `tinct colorize` and `tinct.colorize()`: a color photo gets its own colors restored (and a
+    warning) unless recolor=True; the two give the same pixels either way, and a gray photo is colorized."""
+    from tinct.restore.degrade import fade_color
+    rgb = gradient_photo(48, 64, seed=5).astype(np.float32) / 255
+    faded = (fade_color(rgb, np.random.default_rng(1), saturation=0.5) * 255).round().astype(np.uint8)
+    src = tmp_path / "faded.png"
+    Image.fromarray(faded).save(src)
+    with caplog.at_level("WARNING", logger="tinct"):
+        kept = np.asarray(tinct.colorize(faded, model=model))
+    assert "already in color" in caplog.text
+    recolored = np.asarray(tinct.colorize(faded, model=model, recolor=True))
+    assert run_cli("colorize", src, "-o", tmp_path / "kept.png", "--model", tiny_model_path).returncode == 0
+    assert run_cli("colorize", src, "-o", tmp_path / "new.png", "--model", tiny_model_path, "--recolor").returncode == 0
+    assert np.array_equal(kept, np.asarray(Image.open(tmp_path / "kept.png").convert("RGB")))
+    assert np.array_equal(recolored, np.asarray(Image.open(tmp_path / "new.png").convert("RGB")))
+    # kept: closer to the unfaded truth than the faded print; recolored: the input's lightness, the model's chroma
+    truth = rgb_to_lab(rgb.astype(np.float64))
+    assert np.abs(rgb_to_lab(kept / 255.0) - truth).mean() < np.abs(rgb_to_lab(faded / 255.0) - truth).mean()
+    assert np.abs(rgb_to_lab(recolored / 255.0)[..., 0] - rgb_to_lab(faded / 255.0)[..., 0]).mean() < 1.0
+    assert not np.array_equal(kept, recolored)
 
 
 def test_exif_rotation_is_honoured(tmp_path, tiny_model_path):

@@ -78,6 +78,33 @@ def test_classical_inpaint_fills_a_scratch():
     assert psnr_l(classical.inpaint(scratched, mask), L) > psnr_l(scratched, L) + 10
 
 
+def test_untrained_network_returns_its_input_and_a_clean_mask():
+    """The design: the restored L is a correction on top of the input (a tone curve and a residual, both starting
+    at zero), not a re-synthesis, so training starts from 'change nothing'."""
+    from tinct.restore.network import RestoreConfig, RestoreNet
+    torch.manual_seed(0)
+    net = RestoreNet(RestoreConfig(base_channels=4, depth=2)).eval()
+    L = torch.from_numpy(clean_L(32, 48))[None, None]
+    with torch.no_grad():
+        out = net(L)
+    assert torch.allclose(out["L"], L, atol=1e-4)
+    assert (torch.sigmoid(out["mask_logits"]) < 0.1).all()
+
+
+def test_training_sample_mixes_clean_single_and_mixed_damage():
+    from tinct.restore.degrade import training_sample
+    L = clean_L(48, 48)
+    rng = np.random.default_rng(0)
+    samples = [training_sample(L, rng, clean=0.3, single=0.3) for _ in range(60)]
+    untouched = sum(np.array_equal(d.L, L) and not d.mask.any() for d in samples)
+    assert 8 <= untouched <= 30  # about 30 % clean (18 expected)
+    assert all(d.L.shape == L.shape and d.L.dtype == np.float32 and d.mask.dtype == bool for d in samples)
+    assert all(np.array_equal(d.L, L) for d in (training_sample(L, rng, clean=1.0) for _ in range(3)))
+    a = training_sample(L, np.random.default_rng(5), clean=0.2, single=0.4)
+    b = training_sample(L, np.random.default_rng(5), clean=0.2, single=0.4)
+    assert np.array_equal(a.L, b.L) and np.array_equal(a.mask, b.mask)
+
+
 def test_restore_family_trains_with_the_tinct_train_loop(photo_dir, tmp_path):
     from tinct.models import list_models
     from tinct.train import TrainConfig, Trainer

@@ -153,12 +153,38 @@ def test_missing_image_field_and_unknown_route(client):
 
 
 def test_hints_reach_the_model_at_working_size(client):
-    photo = png_bytes(gradient_photo(64, 64, seed=1))
-    plain = np.asarray(Image.open(io.BytesIO(post(client, photo).content)), np.int16)
+    photo = png_bytes(gradient_photo(64, 64, seed=1))  # a color photo: recolor=true, or it keeps its own colors
+    plain = np.asarray(Image.open(io.BytesIO(post(client, photo, recolor="true").content)), np.int16)
     pts = json.dumps([{"x": 10, "y": 12, "color": "#e02020", "radius": 3}, {"x": 50, "y": 40, "color": "#2040e0"}])
     hinted = np.asarray(Image.open(io.BytesIO(post(client, photo, hints=pts).content)), np.int16)
     assert np.abs(hinted - plain).max() > 0  # the points changed the colors
-    assert post(client, photo, hints="[]").content == post(client, photo).content  # no points: no hints
+    # no points: no hints
+    assert post(client, photo, hints="[]", recolor="true").content == post(client, photo, recolor="true").content
+
+
+def test_color_photo_keeps_its_own_colors_unless_recolor(client, model_files):
+    """The rule of `tinct colorize` and `tinct.colorize()`, the same pixels: a color photo's own colors restored
+    (X-Tinct-Colors: own) unless recolor=true or color points ask for new ones; a gray photo is colorized."""
+    import tinct
+    from tinct.restore.degrade import fade_color
+    rgb = gradient_photo(48, 64, seed=5).astype(np.float32) / 255
+    faded = (fade_color(rgb, np.random.default_rng(1), saturation=0.5) * 255).round().astype(np.uint8)
+    r = post(client, png_bytes(faded))
+    assert r.status_code == 200 and r.headers["x-tinct-colors"] == "own"
+    own = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert np.array_equal(own, np.asarray(tinct.colorize(faded, model=model_files[0])))
+    r = post(client, png_bytes(faded), recolor="true")
+    assert r.status_code == 200 and r.headers["x-tinct-colors"] == "colorized"
+    new = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert np.array_equal(new, np.asarray(tinct.colorize(faded, model=model_files[0], recolor=True)))
+    pts = json.dumps([{"x": 10, "y": 12, "color": "#e02020", "radius": 3}])
+    assert post(client, png_bytes(faded), hints=pts).headers["x-tinct-colors"] == "colorized"
+    gray = np.asarray(Image.fromarray(faded).convert("L"))
+    assert post(client, png_bytes(gray, "L")).headers["x-tinct-colors"] == "colorized"
+    r = post(client, png_bytes(faded), restore="true")  # repaired, and still its own colors
+    assert r.status_code == 200 and r.headers["x-tinct-colors"] == "own"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))),
+                          np.asarray(tinct.colorize(faded, model=model_files[0], restore=True)))
 
 
 def test_points_tensor_equals_the_hints_file_path():

@@ -8,6 +8,7 @@ luminance, and the cost of the network does not grow with the photo.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from PIL import Image
 
 from . import fullres
 from .errors import TinctError
-from .io import DEFAULT_MAX_PIXELS, image_to_luminance, load_image, refuse_overwriting_input, save_image
+from .io import DEFAULT_MAX_PIXELS, load_image, refuse_overwriting_input, save_image
 from .models.base import ColorModel, Decoding
 
 DEFAULT_RENDER_FACTOR = 10
@@ -145,13 +146,18 @@ def predict_chroma(model: ColorModel, L: np.ndarray, options: ColorizeOptions,
 
 
 def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_factor: int = DEFAULT_RENDER_FACTOR,
-             prior_correction: float | None = None, temperature: float | None = None):
+             prior_correction: float | None = None, temperature: float | None = None, restore: bool = False,
+             recolor: bool = False):
     """Colorize a PIL image or a NumPy array; returns a PIL image of the same size.
 
     Arrays: ``(H, W)`` gray (uint8, uint16 or float in [0, 1]) or ``(H, W, 3|4)``
     RGB(A) uint8. An RGBA input keeps its alpha. ``prior_correction`` (0 vivid .. 1 safe)
     and ``temperature`` override a classification model's decoding (None: its own).
+    As ``tinct colorize``: a photo that already has color gets its own colors restored (a warning says so)
+    unless ``recolor``; ``restore`` repairs scratches, dust, noise and fading first (``tinct.restore``).
     """
+    from .restore.photo import KEPT_COLORS, prepare
+    from .restore.run import RestoreOptions, image_to_photo
     from .weights import load_model
     check_render_factor(render_factor)  # before a model is loaded for nothing
     if not isinstance(model, ColorModel):
@@ -160,12 +166,17 @@ def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_
         image = _array_to_pil(image)
     if not isinstance(image, Image.Image):
         raise TinctError(f"colorize() takes a PIL image or a NumPy array, not {type(image).__name__}")
-    loaded = image_to_luminance(image)
-    decoding = decoding_for(model, temperature, prior_correction)
-    rgb = colorize_luminance(model, loaded.L, ColorizeOptions(render_factor=render_factor, decoding=decoding))
+    photo = image_to_photo(image)
+    p = prepare(photo.rgb, photo.L, restore, RestoreOptions(recolor=recolor))
+    if p.rgb is not None:
+        rgb = p.rgb
+        logging.getLogger("tinct").warning("tinct: %s (recolor=True to recolor)", KEPT_COLORS)
+    else:
+        decoding = decoding_for(model, temperature, prior_correction)
+        rgb = colorize_luminance(model, p.L, ColorizeOptions(render_factor=render_factor, decoding=decoding))
     out = Image.fromarray(rgb, "RGB")
-    if loaded.alpha is not None:
-        out.putalpha(Image.fromarray(loaded.alpha, "L"))
+    if photo.alpha is not None:
+        out.putalpha(Image.fromarray(photo.alpha, "L"))
     return out
 
 

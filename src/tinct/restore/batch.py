@@ -11,13 +11,12 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ..errors import TinctError
 from ..io import refuse_overwriting_input, remove_stale_parts, save_image
-from .color import is_color_photo, restore_colors
-from .run import RestoreOptions, load_photo, mask_path, restore_file, restore_image, save_mask
+from .photo import KEPT_COLORS, prepare
+from .run import RestoreOptions, load_photo, mask_path, restore_file, save_mask
 
 _log = logging.getLogger("tinct")
 
@@ -48,29 +47,19 @@ def restore_paths(jobs, options: RestoreOptions, overwrite: bool = False, write_
 
 
 def photo_colorizer(restore: bool, options: RestoreOptions, write_mask: bool = False):
-    """``colorize_one(model, src, dest, colorize_options)``: the ``photo`` step of ``batch.colorize_paths``."""
+    """``colorize_one(model, src, dest, colorize_options)``: the ``photo`` step of ``batch.colorize_paths``
+    (``photo.prepare``: the rule ``tinct.colorize()`` and the HTTP API follow too)."""
     from ..pipeline import colorize_luminance
 
     def colorize_one(model, src, dest, copts):
         src, dest = Path(src), Path(dest)
         refuse_overwriting_input(src, dest)
         photo = load_photo(src, copts.max_pixels)
-        color = photo.rgb is not None and not options.recolor and is_color_photo(photo.rgb)
-        L = photo.L
-        if restore:
-            r = restore_image(photo.rgb, photo.L, options, keep_color=not options.recolor)
-            if write_mask:
-                save_mask(r.mask, mask_path(dest))
-            if color:
-                rgb = r.rgb
-            else:
-                L = r.L
-        elif color:
-            rgb = np.clip(restore_colors(photo.rgb.astype(np.float32) / 255.0) * 255 + 0.5, 0, 255).astype(np.uint8)
-        if not color:
-            rgb = colorize_luminance(model, L, copts)
+        p = prepare(photo.rgb, photo.L, restore, options)
+        if write_mask and p.mask is not None:
+            save_mask(p.mask, mask_path(dest))
+        rgb = p.rgb if p.rgb is not None else colorize_luminance(model, p.L, copts)
         save_image(rgb, dest, photo.alpha, quality=copts.jpeg_quality)
-        if color:
-            _log.warning("tinct: %s: already in color: restored its own colors instead of recoloring it "
-                         "(--recolor to recolor)", src)
+        if p.rgb is not None:
+            _log.warning("tinct: %s: %s (--recolor to recolor)", src, KEPT_COLORS)
     return colorize_one

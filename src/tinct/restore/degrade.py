@@ -282,6 +282,25 @@ def degrade(L: np.ndarray, rng: np.random.Generator, config: DegradeConfig | Non
     return Degraded(np.clip(L, 0, 100).astype(np.float32), mask)
 
 
+def training_sample(L: np.ndarray, rng: np.random.Generator, config: DegradeConfig | None = None,
+                    clean: float = 0.0, single: float = 0.0) -> Degraded:
+    """What the restoration network learns from: with probability ``clean`` the photo untouched, with ``single``
+    one kind of damage alone (drawn uniformly from ``KINDS``), else the realistic mix (``degrade``).
+
+    Without clean and mildly damaged examples a restorer only ever sees heavy, mostly faded inputs and learns to
+    change every photo (the 300-step network lowered an undamaged photo to 29.6 dB): it must also learn to leave
+    alone what is not damaged.
+    """
+    L = np.asarray(L, np.float32)
+    r = rng.random()
+    if r < clean:
+        return Degraded(L.copy(), np.zeros(L.shape, bool))
+    if r < clean + single:
+        d = apply_kind(str(rng.choice(KINDS)), L, rng, (config or DegradeConfig()).scale)
+        return Degraded(np.clip(d.L, 0, 100).astype(np.float32), d.mask)
+    return degrade(L, rng, config)
+
+
 def config_from(**kw) -> DegradeConfig:
     """A ``DegradeConfig`` with only the named kinds on (probability 1), the rest off."""
     off = {f.name: 0.0 for f in dataclasses.fields(DegradeConfig) if f.name != "scale"}

@@ -35,7 +35,7 @@ from .store import ModelStore
 
 STATIC_DIR = Path(__file__).parent / "static"
 COLORIZE_FIELDS = {"image", "photo", "model", "render_factor", "hints", "prior_correction", "palette", "saturation",
-                  "restore"}
+                  "restore", "recolor"}
 SUGGEST_FIELDS = {"image", "photo", "x", "y", "model", "render_factor", "hints"}
 log = logging.getLogger("tinct.serve")
 
@@ -157,6 +157,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         saturation: float | None = Form(None, description="Global hint: chroma multiplier, 0 (gray) to 2; "
                                                           "default 1"),
         restore: bool = Form(False, description="Restore first: scratches, dust, grain, fading (as `tinct restore`)"),
+        recolor: bool = Form(False, description="A photo that already has color keeps its own colors, restored "
+                                                "(X-Tinct-Colors: own), unless this is true or hints or a palette "
+                                                "ask for new ones (as `tinct colorize --recolor`)"),
     ):
         await _refuse_unknown(request, COLORIZE_FIELDS)
         rf = _render_factor(render_factor)
@@ -168,14 +171,15 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         job = work.Job(image=None, model=net, model_name=name, render_factor=rf,
                        points=work.parse_points(hints, config.max_points), max_pixels=config.max_pixels,
                        decoding=decoding, palette=work.parse_palette(palette), saturation=float(sat),
-                       restore=restore)
+                       restore=restore, recolor=recolor)
         await _attach_photo(job, image, photo)
         try:
             result = await pool.submit(work.run, job)
         except PoolFull:
             return _busy()
         headers = {"X-Tinct-Model": name, "X-Tinct-Render-Factor": str(rf), "X-Tinct-Seconds": f"{result.seconds:.3f}",
-                   "X-Tinct-Size": f"{result.width}x{result.height}", "Cache-Control": "no-store"}
+                   "X-Tinct-Size": f"{result.width}x{result.height}", "X-Tinct-Colors": result.colors,
+                   "Cache-Control": "no-store"}
         if result.photo_id:
             headers["X-Tinct-Photo"] = result.photo_id
         return Response(result.png, media_type="image/png", headers=headers)

@@ -26,7 +26,8 @@ class PhotoCacheConfig:
 
 
 def nbytes(photo: LoadedImage) -> int:
-    return photo.L.nbytes + (photo.alpha.nbytes if photo.alpha is not None else 0)
+    rgb = getattr(photo, "rgb", None)  # restore.run.LoadedPhoto: a color upload keeps its colors
+    return photo.L.nbytes + (photo.alpha.nbytes if photo.alpha is not None else 0) + (rgb.nbytes if rgb is not None else 0)
 
 
 class PhotoCache:

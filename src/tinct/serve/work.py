@@ -22,9 +22,11 @@ from PIL import Image, UnidentifiedImageError
 from ..color import rgb_to_lab
 from ..errors import TinctError
 from ..hints import check_takes_hints, parse_color, points_tensor
-from ..io import LoadedImage, image_to_luminance
+from ..io import LoadedImage
 from ..models.base import ColorModel, Decoding
 from ..pipeline import predict_ab, recombine, working_size
+from ..restore.photo import prepare
+from ..restore.run import RestoreOptions, image_to_photo
 from .errors import RequestError
 from .photos import PhotoCache
 
@@ -46,6 +48,7 @@ class Job:
     max_pixels: int
     decoding: Decoding | None = None   # per-request prior correction; the shared model is never mutated
     restore: bool = False              # repair the damage (tinct.restore) before colorizing
+    recolor: bool = False              # gray and recolor a photo that already has color (default: its own colors)
     photo: LoadedImage | None = None   # a photo decoded earlier (from the cache): then ``image`` is None
     photo_id: str | None = None        # its id
     cache: PhotoCache | None = None    # where a newly decoded upload is kept for later requests
@@ -60,6 +63,7 @@ class Result:
     height: int
     seconds: float
     photo_id: str | None = None        # the id later requests may send instead of the image
+    colors: str = "colorized"          # "colorized", or "own": the photo had color and kept it, restored
 
 
 def open_upload(data: bytes, what: str, max_pixels: int) -> Image.Image:
@@ -123,7 +127,7 @@ def decode(job: Job) -> tuple[LoadedImage, str | None]:
         return job.photo, job.photo_id
     im = open_upload(job.image, "image", job.max_pixels)
     try:
-        loaded = image_to_luminance(im, max_pixels=job.max_pixels, name="image")
+        loaded = image_to_photo(im, max_pixels=job.max_pixels, name="image")  # colors kept: a color photo keeps them
     except TinctError as e:
         raise RequestError(400, str(e)) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data: found only when decoding
@@ -149,10 +153,14 @@ def run(job: Job) -> Result:
     """Decode (or take the cached photo), colorize, encode. Raises ``RequestError`` for bad inputs."""
     start = time.perf_counter()
     loaded, photo_id = decode(job)
-    if job.restore:  # on a copy: the cached photo stays as uploaded
-        from ..restore.run import restore_luminance
-        loaded = dataclasses.replace(loaded, L=restore_luminance(loaded.L)[0])
     H, W = loaded.L.shape
+    # the rule of `tinct colorize` (restore.photo); color points or a palette ask for new colors, as --hints does
+    recolor = job.recolor or bool(job.points) or job.palette is not None
+    p = prepare(getattr(loaded, "rgb", None), loaded.L, job.restore, RestoreOptions(recolor=recolor))
+    if p.rgb is not None:
+        return Result(png=encode_png(p.rgb, loaded.alpha), width=W, height=H, seconds=time.perf_counter() - start,
+                      photo_id=photo_id, colors="own")
+    loaded = dataclasses.replace(loaded, L=p.L)  # a copy: the cached photo stays as uploaded
     hints = hints_for(job, (H, W))
     if job.palette is not None:
         from ..guided.palette import predict_ab_palette

@@ -17,7 +17,7 @@ const els = {
   clearPoints: $("clearPoints"), globalCard: $("globalCard"), paletteField: $("paletteField"),
   paletteDrop: $("paletteDrop"), paletteFile: $("paletteFile"), palette: $("palette"), paletteForm: $("paletteForm"),
   paletteText: $("paletteText"), paletteError: $("paletteError"), sat: $("sat"), satOut: $("satOut"),
-  restore: $("restore"), download: $("download"), newPhoto: $("newPhoto"), status: $("status"),
+  restore: $("restore"), recolor: $("recolor"), download: $("download"), newPhoto: $("newPhoto"), status: $("status"),
 };
 
 const state = {
@@ -333,6 +333,7 @@ async function colorize() {
       if (state.palette.length && hasBins()) body.append("palette", state.palette.join(","));
       if (Number(els.sat.value) !== 1) body.append("saturation", els.sat.value);
       if (els.restore.checked) body.append("restore", "true");
+      if (els.recolor.checked) body.append("recolor", "true");
     }, ctrl.signal);
     if (!r.ok) throw await apiError(r);
     const blob = await r.blob();
@@ -342,7 +343,10 @@ async function colorize() {
     state.afterUrl = URL.createObjectURL(blob);
     await showAfter(state.afterUrl);
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
-    setStatus(`${r.headers.get("X-Tinct-Size") || ""} colorized by ${r.headers.get("X-Tinct-Model")} ` +
+    if (r.headers.get("X-Tinct-Colors") === "own") {
+      setStatus(`${r.headers.get("X-Tinct-Size") || ""} already in color: its own colors restored in ${secs} s ` +
+                "(check “Recolor a color photo” to color it anew).");
+    } else setStatus(`${r.headers.get("X-Tinct-Size") || ""} colorized by ${r.headers.get("X-Tinct-Model")} ` +
               `at detail ${r.headers.get("X-Tinct-Render-Factor")} in ${secs} s` +
               (npoints ? ` with ${npoints} color point${npoints > 1 ? "s" : ""}` : "") + ".");
     setDownload(state.afterUrl);
@@ -397,6 +401,7 @@ els.rf.addEventListener("change", () => colorize());
 els.pc.addEventListener("input", () => { els.pcOut.textContent = Number(els.pc.value).toFixed(2); });
 els.pc.addEventListener("change", () => colorize());
 els.restore.addEventListener("change", () => colorize());
+els.recolor.addEventListener("change", () => colorize());
 els.sat.addEventListener("input", () => { els.satOut.textContent = Number(els.sat.value).toFixed(2); });
 els.sat.addEventListener("change", () => colorize());
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The shipped restoration network's recipe (`restore` family, residual design) on ../shared/data/train (our
+# development data). Resumable: rerun after an interruption and the run in $OUT continues from its checkpoint.
+# The shipped src/tinct/weights/_restore.safetensors is step 1,100 of this 2,000-step run (stopped at the session's
+# budget); to go on from it on a new machine, INIT=src/tinct/weights/_restore.safetensors starts a run from it.
+# Ship a result with scripts/ship_restore.py.
+set -euo pipefail
+DATA=${DATA:-../shared/data/train}
+VAL=${VAL:-../shared/data/val/imagenette-val500}
+OUT=${OUT:-runs/restore}
+STEPS=${STEPS:-2000}
+args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size 96 --batch 8 --lr 1.5e-3 --warmup 100
+      --val-every 500 --checkpoint-every 100 --seed 14)
+if [ -f "$OUT/checkpoint.safetensors" ]; then
+    tinct train "${args[@]}" --resume
+elif [ -n "${INIT:-}" ]; then
+    tinct train "${args[@]}" --init "$INIT"
+else
+    tinct train "${args[@]}" --model restore --option base_channels=16
+fi

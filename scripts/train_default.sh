@@ -6,15 +6,16 @@
 #   stage 3: everything, at a tenth of the learning rate for the encoder (encoder_frozen=0)
 #   stage 4: the decoder again (encoder_frozen=5), points pooled "normalized" into the coarse decoder levels and
 #            given to 80% of the photos: after stage 3 the model all but ignored small color points
+#   stage 5: everything again (encoder at 0.3x), points pooled "normalized", 80% of photos with points
 # Each stage is its own resumable run folder (rerun this script after an interruption: finished stages are
 # skipped, an interrupted one resumes). RUNS, STEPS1/2/3 and DATA can be set from the environment.
 # Across sessions (a new machine has no runs/): the committed checkpoints/default-candidate.safetensors is
-# stage 4's result (4,400 steps); to go on from it, train with --init checkpoints/default-candidate.safetensors.
+# stage 5's result (5,400 steps); to go on from it, train with --init checkpoints/default-candidate.safetensors.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}
 VAL=${VAL:-../shared/data/val/imagenette-val500}
 RUNS=${RUNS:-runs/default}
-STEPS1=${STEPS1:-1250}; STEPS2=${STEPS2:-1250}; STEPS3=${STEPS3:-1500}; STEPS4=${STEPS4:-400}
+STEPS1=${STEPS1:-1250}; STEPS2=${STEPS2:-1250}; STEPS3=${STEPS3:-1500}; STEPS4=${STEPS4:-400}; STEPS5=${STEPS5:-1000}
 common=(--data "$DATA" --val "$VAL" --batch 16 --size 128 --val-every 250 --checkpoint-every 100 --threads 2)
 
 stage() {  # stage N STEPS LR [train args...]
@@ -37,3 +38,5 @@ stage 3 "$STEPS3" 1.5e-4 --init "$RUNS/stage2/model.safetensors" --warmup 100 \
     --option encoder_frozen=0 --option encoder_lr_scale=0.1
 stage 4 "$STEPS4" 3e-4 --init "$RUNS/stage3/model.safetensors" --warmup 40 --checkpoint-every 50 --val-every 200 \
     --option encoder_frozen=5 --option hint_pool=normalized --hint-probability 0.8
+stage 5 "$STEPS5" 2e-4 --init "$RUNS/stage4/model.safetensors" --warmup 50 --checkpoint-every 50 \
+    --option encoder_frozen=0 --option encoder_lr_scale=0.3 --hint-probability 0.8

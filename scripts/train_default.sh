@@ -7,8 +7,11 @@
 #   stage 4: the decoder again (encoder_frozen=5), points pooled "normalized" into the coarse decoder levels and
 #            given to 80% of the photos: after stage 3 the model all but ignored small color points
 #   stage 5: everything again (encoder at 0.3x), points pooled "normalized", 80% of photos with points
+#   stage 6: a hint branch (hint_branch=16: a small conv encoder on L and the points at full resolution, added
+#            to the decoder through zero-initialised convs) grown onto stage 5; encoder frozen, 60% of photos
+#            with points: stages 4-5 could not teach the pooled decoder inputs to follow points
 # Each stage is its own resumable run folder (rerun this script after an interruption: finished stages are
-# skipped, an interrupted one resumes). RUNS, STEPS1/2/3 and DATA can be set from the environment.
+# skipped, an interrupted one resumes). RUNS, STEPS1..6, STAGE5_WEIGHTS and DATA can be set from the environment.
 # Across sessions (a new machine has no runs/): the committed checkpoints/default-candidate.safetensors is
 # stage 5's result (5,400 steps); to go on from it, train with --init checkpoints/default-candidate.safetensors.
 set -euo pipefail
@@ -16,6 +19,9 @@ DATA=${DATA:-../shared/data/train}
 VAL=${VAL:-../shared/data/val/imagenette-val500}
 RUNS=${RUNS:-runs/default}
 STEPS1=${STEPS1:-1250}; STEPS2=${STEPS2:-1250}; STEPS3=${STEPS3:-1500}; STEPS4=${STEPS4:-400}; STEPS5=${STEPS5:-1000}
+STEPS6=${STEPS6:-1500}
+# stage 6 starts from stage 5; on a machine without runs/, from the committed candidate (stage 5's weights)
+STAGE5_WEIGHTS=${STAGE5_WEIGHTS:-$RUNS/stage5/model.safetensors}
 common=(--data "$DATA" --val "$VAL" --batch 16 --size 128 --val-every 250 --checkpoint-every 100 --threads 2)
 
 stage() {  # stage N STEPS LR [train args...]
@@ -40,3 +46,5 @@ stage 4 "$STEPS4" 3e-4 --init "$RUNS/stage3/model.safetensors" --warmup 40 --che
     --option encoder_frozen=5 --option hint_pool=normalized --hint-probability 0.8
 stage 5 "$STEPS5" 2e-4 --init "$RUNS/stage4/model.safetensors" --warmup 50 --checkpoint-every 50 \
     --option encoder_frozen=0 --option encoder_lr_scale=0.3 --hint-probability 0.8
+stage 6 "$STEPS6" 3e-4 --init "$STAGE5_WEIGHTS" --warmup 50 --checkpoint-every 50 \
+    --option hint_branch=16 --option encoder_frozen=5 --hint-probability 0.6

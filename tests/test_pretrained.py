@@ -164,3 +164,43 @@ def test_normalized_hint_pooling_keeps_a_point_at_full_strength():
         assert pooled[0, :, 1:].abs().sum() == 0 and pooled[0, :, :, 1:].abs().sum() == 0
     with pytest.raises(TinctError, match="hint_pool"):
         create_model("encoder-decoder", backbone="efficientnet-lite0", hint_pool="max")
+
+
+def test_hint_branch_grows_onto_a_trained_model_unchanged_and_learns_a_point(tmp_path):
+    """A file without the hint branch loads with ``hint_branch`` added (training's ``--init`` grows it): the
+    zero-initialised branch leaves the colorization unchanged, a plain load of the grown config is still refused,
+    and a few updates on one point move the color under it toward the point's."""
+    from tinct.weights import save_model
+    torch.manual_seed(0)
+    base = create_model("encoder-decoder", backbone="efficientnet-lite0", head="regression", hint_channels=3,
+                        hint_decoder=True, decoder_channels=8, bottleneck_channels=32).eval()
+    path = tmp_path / "base.safetensors"
+    save_model(base, path)
+    with pytest.raises(TinctError, match="missing"):
+        load_model(path, overrides={"hint_branch": 4})
+    grown = load_model(path, overrides={"hint_branch": 4, "encoder_frozen": 5}, grow=True)
+    L = torch.rand(1, 1, 64, 64) * 100
+    hints = torch.zeros(1, 3, 64, 64)
+    hints[0, :2, 28:36, 28:36] = torch.tensor([60.0, 40.0])[:, None, None]
+    hints[0, 2, 28:36, 28:36] = 1
+    with torch.no_grad():
+        torch.testing.assert_close(grown(L, hints)["ab"], base(L, hints)["ab"])
+    grown.train()
+    branch = [p for m in (grown.hint_branch, grown.hint_proj) for p in m.parameters()]
+    opt = torch.optim.Adam(branch, lr=1e-2)
+    target = torch.zeros(1, 2, 64, 64)
+    target[0, :, 28:36, 28:36] = torch.tensor([60.0, 40.0])[:, None, None]
+
+    def point_error():
+        grown.eval()
+        with torch.no_grad():
+            err = (grown(L, hints)["ab"] - target)[0, :, 28:36, 28:36].abs().mean().item()
+        grown.train()
+        return err
+
+    before = point_error()
+    for _ in range(60):
+        opt.zero_grad()
+        (grown(L, hints)["ab"] - target)[0, :, 28:36, 28:36].abs().mean().backward()
+        opt.step()
+    assert point_error() < 0.5 * before

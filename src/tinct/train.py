@@ -208,8 +208,8 @@ class Trainer:
     def _init_model(self):
         """The ``--init`` file, its config changed by ``--option`` / ``--head`` / ``--loss`` (refused if shapes change)."""
         cfg = self.cfg
-        try:
-            return load_model(cfg.init, overrides=cfg.model_options).train()
+        try:  # options may add modules (a new branch): they start from their initialisation
+            return load_model(cfg.init, overrides=cfg.model_options, grow=bool(cfg.model_options)).train()
         except TinctError as e:
             if not cfg.model_options:
                 raise

@@ -71,7 +71,7 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
 
 
 def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool = False,
-               device: str | torch.device = "cpu", overrides: dict | None = None) -> ColorModel:
+               device: str | torch.device = "cpu", overrides: dict | None = None, grow: bool = False) -> ColorModel:
     """Rebuild a model from its file, in eval mode. Safetensors only, unless ``trust_pickle``.
 
     Everything is checked before weights are read: the header (format, model name,
@@ -79,7 +79,8 @@ def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool
     the network the config describes (built on the meta device, so a hostile config
     cannot make us allocate). Any mismatch is a one-line ``TinctError``. ``overrides``
     replaces config options (fine-tuning: freezing, decoding); one that changes a
-    tensor's shape is refused by the same checks.
+    tensor's shape is refused by the same checks. ``grow``: options that add modules (a new branch) are
+    accepted; the tensors the file lacks keep their initialisation (training only: ``tinct train --init``).
     """
     path = resolve_model_path(name_or_path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -101,9 +102,9 @@ def load_model(name_or_path: str | os.PathLike | None = None, trust_pickle: bool
     with safe_open(str(path), framework="pt") as f:
         found = {k: (tuple(f.get_slice(k).get_shape()), _SAFETENSORS_FLOAT.get(f.get_slice(k).get_dtype(), False))
                  for k in f.keys()}
-        _check_model(path, name, config, found)
+        _check_model(path, name, config, found, allow_missing=grow)
         state = {k: f.get_tensor(k) for k in f.keys()}
-    model = _build(path, name, config, state)
+    model = _build(path, name, config, state, strict=not grow)
     model.meta = meta
     return model.to(device).eval()
 
@@ -112,7 +113,8 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
 _SAFETENSORS_FLOAT = {"F64": True, "F32": True, "F16": True, "BF16": True, "F8_E4M3": True, "F8_E5M2": True}
 
 
-def _check_model(path: Path, name, config, found: dict[str, tuple[tuple[int, ...], bool]]) -> None:
+def _check_model(path: Path, name, config, found: dict[str, tuple[tuple[int, ...], bool]],
+                 allow_missing: bool = False) -> None:
     """Validate ``name``/``config`` and the tensors ``found`` (name -> (shape, is_float)) for the model they describe."""
     if not isinstance(name, str):
         raise TinctError(f"{path}: model name must be a string, not {type(name).__name__}")
@@ -138,12 +140,14 @@ def _check_model(path: Path, name, config, found: dict[str, tuple[tuple[int, ...
         raise TinctError(f"{path}: invalid config for model {name!r} ({_first_line(e)})") from None
     expected = {k: (tuple(v.shape), v.is_floating_point()) for k, v in skeleton.state_dict().items()}
     missing = [k for k in expected if k not in found]
-    if missing:
+    if missing and not allow_missing:
         raise TinctError(f"{path}: {len(missing)} tensors missing for this {name} config (first: {missing[0]})")
     extra = [k for k in found if k not in expected]
     if extra:
         raise TinctError(f"{path}: {len(extra)} tensors this {name} config does not have (first: {extra[0]})")
     for k, (shape, is_float) in expected.items():
+        if k not in found:
+            continue
         if found[k][0] != shape:
             raise TinctError(f"{path}: tensor {k} has shape {list(found[k][0])}, the config needs {list(shape)}")
         if found[k][1] != is_float:
@@ -158,10 +162,10 @@ def _is_type(value, want: type) -> bool:
     return isinstance(value, want)
 
 
-def _build(path: Path, name: str, config: dict, state: dict) -> ColorModel:
+def _build(path: Path, name: str, config: dict, state: dict, strict: bool = True) -> ColorModel:
     model = create_model(name, **config)
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(state, strict=strict)
     except RuntimeError as e:  # _check_model should have caught it; keep the message one line anyway
         raise TinctError(f"{path}: weights do not match the {name} config ({_first_line(e)})") from None
     return model

@@ -43,6 +43,12 @@ class EncoderDecoderConfig(BaseConfig):
     # how hints reach the coarser decoder levels: "average" dilutes a point to 1/256 at stride 16;
     # "normalized" gives each coarse cell the mean color of the points inside it, mask 1 (a point keeps its force)
     hint_pool: str = "average"
+    # >0: a small conv encoder of this width (at stride 2; doubling per level) reads L and the hints at full
+    # resolution, and its maps at strides 2..16 are added to the decoder's through zero-initialised 1x1 convs.
+    # Points then reach the decoder with the photo's edges around them, as in Zhang et al. 2017 where they
+    # enter at the first layer; the pretrained encoder never sees them. Zero-initialised: adding the branch to
+    # a trained model leaves its colorizations unchanged until it trains.
+    hint_branch: int = 0
     # training only: the encoder's first N of its 5 levels (stride 2 .. 32) are frozen, batch-norm
     # statistics included; the rest train at encoder_lr_scale x the learning rate
     encoder_frozen: int = 0
@@ -89,6 +95,18 @@ class EncoderDecoder(ColorModel):
                                               conv_bn_relu(widths[level], widths[level])))
             cin = widths[level]
         self.attention = SelfAttention(widths[3]) if config.self_attention else None
+        self.hint_branch = self.hint_proj = None
+        if config.hint_branch:
+            if not config.hint_channels:
+                raise TinctError("hint_branch needs hint_channels=3 (it reads the color points)")
+            branch = [config.hint_branch * 2 ** i for i in range(4)]  # strides 2, 4, 8, 16
+            self.hint_branch = nn.ModuleList(
+                nn.Sequential(conv_bn_relu(cin, cout, stride=2), conv_bn_relu(cout, cout))
+                for cin, cout in zip([self.in_channels] + branch[:-1], branch))
+            self.hint_proj = nn.ModuleList(nn.Conv2d(b, w, 1) for b, w in zip(branch, widths))
+            for proj in self.hint_proj:
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
         self._freeze_encoder(config.encoder_frozen)
 
     # ------------------------------------------------------------ staged training ---
@@ -134,6 +152,12 @@ class EncoderDecoder(ColorModel):
         elif self.config.bottleneck_channels:
             y = self.fusion_narrow(y)
         hints = x[:, 1:] if self.config.hint_decoder else None
+        branch = []
+        if self.hint_branch is not None:
+            b = x
+            for level in self.hint_branch:
+                b = level(b)
+                branch.append(b)
         for i, (block, skip) in enumerate(zip(self.decoder, reversed(feats[:4]))):
             if self.upsamplers is not None:
                 y = self.upsamplers[i](y)
@@ -143,6 +167,8 @@ class EncoderDecoder(ColorModel):
             if hints is not None:  # the input is a multiple of the stride: level i is exactly 2**(4-i) smaller
                 parts.append(self._pool_hints(hints, 2 ** (4 - i)))
             y = block(torch.cat(parts, 1))
+            if branch:  # decoder level i is at stride 2 ** (4 - i), the branch's level 3 - i
+                y = y + self.hint_proj[3 - i](branch[3 - i])
             if i == 0 and self.attention is not None:
                 y = self.attention(y)
         return y

@@ -156,8 +156,25 @@ def test_cli_restore_bad_input_is_one_line_and_no_output(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     r = run_cli("restore", bad, "-o", tmp_path / "x.png")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "bad.png" in r.stderr
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "bad.png" in r.stderr  # input failed
     assert not (tmp_path / "x.png").exists()
+    r = run_cli("restore", bad, "-o", tmp_path / "x.png", "--max-pixels", "0")
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a usage error
+
+
+def test_cli_restore_says_what_it_did_and_replaces_a_named_output_only_with_overwrite(tmp_path):
+    """The colorize rules (issue 16): one line per output, a named existing output needs --overwrite."""
+    src = tmp_path / "old.png"
+    Image.fromarray(np.clip(clean_L(48, 64) * 2.55, 0, 255).astype(np.uint8)).save(src)
+    dest = tmp_path / "fixed.png"
+    r = run_cli("restore", src, "-o", dest)
+    assert r.returncode == 0 and f"{src} -> {dest} (" in r.stderr
+    before = dest.read_bytes()
+    r = run_cli("restore", src, "-o", dest)
+    assert r.returncode == 2 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert dest.read_bytes() == before
+    r = run_cli("restore", src, "-o", dest, "--overwrite", "--quiet")
+    assert r.returncode == 0 and r.stderr.strip() == ""
 
 
 def test_colorize_restores_a_faded_color_print_instead_of_recoloring(tmp_path, tiny_model_path):

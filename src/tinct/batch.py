@@ -147,22 +147,23 @@ def plan_jobs(inputs: list[Path], out: Path) -> list[Job]:
     return jobs
 
 
-def colorize_paths(model, jobs: list[Job], options: ColorizeOptions, overwrite: bool = False,
-                   video: VideoOptions | None = None, photo=None, say=None, progress: bool = True) -> RunResult:
+def colorize_paths(model, jobs: list[Job], options: ColorizeOptions | None, overwrite: bool = False,
+                   video: VideoOptions | None = None, photo=None, say=None, progress: bool = True,
+                   verb: str = "colorized") -> RunResult:
     """Run ``jobs``; an input that fails is reported on one line and counted (one job alone: ``InputFailed``).
 
     ``photo(model, src, dest, options)`` does one photo (default ``pipeline.colorize_file``; the guided methods
-    pass it their ``chroma``, ``tinct colorize`` restoration and color-photo detection, see ``run_colorize``);
-    films (see ``video``) go through :func:`tinct.video.colorize.colorize_video`. ``say(line)``: where the
-    lines saying what was done go (each output in a run of up to ``SMALL_RUN``, and a summary unless the run
-    was one output); None says nothing.
+    pass it their ``chroma``, ``tinct colorize`` restoration and color-photo detection, see ``run_colorize``;
+    ``tinct restore`` its restoration, with ``verb="restored"``); films (see ``video``) go through
+    :func:`tinct.video.colorize.colorize_video`. ``say(line)``: where the lines saying what was done go (each
+    output in a run of up to ``SMALL_RUN``, and a summary unless the run was one output); None says nothing.
     """
     for folder in {j.dest.parent for j in jobs}:
         remove_stale_parts(folder)  # leftovers of a run killed mid-write (kill -9, power cut)
     todo = [j for j in jobs if overwrite or not j.dest.exists()]
     result = RunResult(skipped=len(jobs) - len(todo))
     single = len(jobs) == 1
-    bar = tqdm(todo, desc="colorizing", unit="img", disable=single or not todo or not progress)
+    bar = tqdm(todo, desc=verb.removesuffix("ed") + "ing", unit="img", disable=single or not todo or not progress)
     for job in bar:
         t0 = time.perf_counter()
         try:
@@ -180,7 +181,7 @@ def colorize_paths(model, jobs: list[Job], options: ColorizeOptions, overwrite: 
         if say is not None and len(jobs) <= SMALL_RUN:
             say(f"{job.src} -> {job.dest} ({time.perf_counter() - t0:.1f} s)")
     if say is not None and (not single or result.skipped):
-        say(f"{result.done} colorized, {result.skipped} already done, {result.failed} failed")
+        say(f"{result.done} {verb}, {result.skipped} already done, {result.failed} failed")
     return result
 
 
@@ -196,7 +197,7 @@ def _colorize_job(model, job: Job, options: ColorizeOptions, video: VideoOptions
         (photo or colorize_file)(model, job.src, job.dest, options)
 
 
-def _say(line: str) -> None:
+def say_line(line: str) -> None:
     tqdm.write(line, file=sys.stderr)  # between progress-bar redraws, never through one
 
 
@@ -219,7 +220,8 @@ def run_colorize(cfg: ColorizeConfig) -> RunResult:
         guided = GuidedOptions(method=cfg.method, hints=cfg.hints, reference=cfg.reference, palette=cfg.palette)
         check_options(guided, jobs, samples=cfg.samples, temperature=cfg.temperature,
                       prior_correction=cfg.prior_correction)
-    _refuse_named_output(jobs, cfg)
+    if cfg.samples is None:
+        refuse_named_output(jobs, cfg.overwrite)
     device = "cpu"
     if cfg.distributed:
         from .distributed import from_env, shard
@@ -254,17 +256,17 @@ def run_colorize(cfg: ColorizeConfig) -> RunResult:
         photo = photo_colorizer(cfg.restore, RestoreOptions(recolor=cfg.recolor, max_pixels=options.max_pixels),
                                 write_mask=cfg.save_mask)
     return colorize_paths(net, jobs, options, overwrite=cfg.overwrite, video=video, photo=photo,
-                          say=None if cfg.quiet else _say, progress=not cfg.quiet)
+                          say=None if cfg.quiet else say_line, progress=not cfg.quiet)
 
 
-def _refuse_named_output(jobs: list[Job], cfg: ColorizeConfig) -> None:
+def refuse_named_output(jobs: list[Job], overwrite: bool) -> None:
     """One photo to an output file the user named: an existing one is replaced only with ``--overwrite``.
 
     (Folder and film runs skip finished outputs instead: that is how an interrupted run resumes.)
     """
-    if len(jobs) != 1 or not jobs[0].named or cfg.samples is not None:
+    if len(jobs) != 1 or not jobs[0].named:
         return
     job = jobs[0]
     refuse_overwriting_input(job.src, job.dest)
-    if job.dest.exists() and not cfg.overwrite:
+    if job.dest.exists() and not overwrite:
         raise TinctError(f"{job.dest} already exists: pass --overwrite to replace it")

@@ -140,8 +140,14 @@ def colorize_cmd(inputs, out, **flags):
 @click.option("--model", default=None, help="A restoration model file (default: the shipped one).")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--max-pixels", type=click.IntRange(1), default=None, help="Refuse images with more pixels than this.")
-def restore_cmd(inputs, out, scratches, denoise, contrast, save_mask, model, overwrite, max_pixels):
-    """Restore old photos: scratches, dust, grain, fading; faded color prints get their own colors back."""
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing but errors (no progress, no 'a.jpg -> b.jpg' lines, no summary).")
+def restore_cmd(inputs, out, scratches, denoise, contrast, save_mask, model, overwrite, max_pixels, quiet):
+    """Restore old photos: scratches, dust, grain, fading; faded color prints get their own colors back.
+
+    Exit code: 0 done, 1 an input failed, 2 a usage error.
+    """
+    from .batch import say_line
     from .io import DEFAULT_MAX_PIXELS
     from .restore.batch import restore_paths
     from .restore.run import RestoreOptions, load_restorer
@@ -149,7 +155,8 @@ def restore_cmd(inputs, out, scratches, denoise, contrast, save_mask, model, ove
                              max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
     jobs = plan_or_fail(inputs, out)
     load_restorer(model)  # a bad --model fails before any file
-    if restore_paths(jobs, options, overwrite=overwrite, write_mask=save_mask):
+    if restore_paths(jobs, options, overwrite=overwrite, write_mask=save_mask, say=None if quiet else say_line,
+                     progress=not quiet).failed:
         sys.exit(1)
 
 

@@ -8,42 +8,30 @@ photo gets its own colors restored instead of being grayed and recolored (unless
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import TinctError
-from ..io import refuse_overwriting_input, remove_stale_parts, save_image
+from ..io import refuse_overwriting_input, save_image
 from .photo import KEPT_COLORS, prepare
 from .run import RestoreOptions, load_photo, mask_path, restore_file, save_mask
 
 _log = logging.getLogger("tinct")
 
 
-def restore_paths(jobs, options: RestoreOptions, overwrite: bool = False, write_mask: bool = False) -> int:
-    """Restore ``jobs`` (``batch.Job``: src -> dest); returns how many failed."""
-    from ..batch import is_video_job
+def restore_paths(jobs, options: RestoreOptions, overwrite: bool = False, write_mask: bool = False,
+                  say=None, progress: bool = True):
+    """Restore ``jobs`` (``batch.Job``: src -> dest) by ``batch.colorize_paths``'s rules (resume, one line per
+    failed input, ``InputFailed`` for a single one); returns its ``RunResult``."""
+    from ..batch import colorize_paths, is_video_job, refuse_named_output
     if any(is_video_job(j) for j in jobs):
         raise TinctError("tinct restore works on photos, not films")
-    for folder in {j.dest.parent for j in jobs}:
-        remove_stale_parts(folder)
-    # the mask is written before the photo, so a finished photo means a finished pair
-    todo = [j for j in jobs if overwrite or not j.dest.exists()]
-    skipped, failed, single = len(jobs) - len(todo), 0, len(jobs) == 1
-    bar = tqdm(todo, desc="restoring", unit="img", disable=single or not todo)
-    for job in bar:
-        try:
-            restore_file(job.src, job.dest, options, write_mask=write_mask)
-        except (TinctError, MemoryError) as e:
-            if single:
-                raise
-            failed += 1
-            bar.write(f"tinct: skipped: {e if isinstance(e, TinctError) else f'{job.src}: not enough memory'}",
-                      file=sys.stderr)
-    if not single or skipped:
-        tqdm.write(f"{len(todo) - failed} restored, {skipped} already done, {failed} failed", file=sys.stderr)
-    return failed
+    refuse_named_output(jobs, overwrite)
+
+    def restore_one(_model, src, dest, _options):
+        # the mask is written before the photo, so a finished photo means a finished pair
+        restore_file(src, dest, options, write_mask=write_mask)
+    return colorize_paths(None, jobs, None, overwrite=overwrite, photo=restore_one, say=say, progress=progress,
+                          verb="restored")
 
 
 def photo_colorizer(restore: bool, options: RestoreOptions, write_mask: bool = False):

@@ -34,7 +34,7 @@ def main():
     args = ap.parse_args()
     model = load_model(args.model, overrides={"temperature": args.temperature,
                                               "prior_correction": args.prior_correction,
-                                              "encoder_frozen": 0, "encoder_lr_scale": 1.0})
+                                              "encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0})
     extra = {"description": args.description, "notes": args.notes}
     if "ab_hist" in model.meta:
         extra["ab_hist"] = model.meta["ab_hist"]

@@ -8,8 +8,9 @@
 #            given to 80% of the photos: after stage 3 the model all but ignored small color points
 #   stage 5: everything again (encoder at 0.3x), points pooled "normalized", 80% of photos with points
 #   stage 6: a hint branch (hint_branch=16: a small conv encoder on L and the points at full resolution, added
-#            to the decoder through zero-initialised convs) grown onto stage 5; encoder frozen, 60% of photos
-#            with points: stages 4-5 could not teach the pooled decoder inputs to follow points
+#            to the decoder through zero-initialised convs) grown onto stage 5, at 10x the learning rate (zero-
+#            initialised outputs start slowly); encoder frozen, 75% of photos with points: stages 4-5 could not
+#            teach the pooled decoder inputs to follow points
 # Each stage is its own resumable run folder (rerun this script after an interruption: finished stages are
 # skipped, an interrupted one resumes). RUNS, STEPS1..6, STAGE5_WEIGHTS and DATA can be set from the environment.
 # Across sessions (a new machine has no runs/): the committed checkpoints/default-candidate.safetensors is
@@ -47,4 +48,4 @@ stage 4 "$STEPS4" 3e-4 --init "$RUNS/stage3/model.safetensors" --warmup 40 --che
 stage 5 "$STEPS5" 2e-4 --init "$RUNS/stage4/model.safetensors" --warmup 50 --checkpoint-every 50 \
     --option encoder_frozen=0 --option encoder_lr_scale=0.3 --hint-probability 0.8
 stage 6 "$STEPS6" 3e-4 --init "$STAGE5_WEIGHTS" --warmup 50 --checkpoint-every 50 \
-    --option hint_branch=16 --option encoder_frozen=5 --hint-probability 0.6
+    --option hint_branch=16 --option hint_lr_scale=10 --option encoder_frozen=5 --hint-probability 0.75

@@ -178,7 +178,10 @@ def test_hint_branch_grows_onto_a_trained_model_unchanged_and_learns_a_point(tmp
     save_model(base, path)
     with pytest.raises(TinctError, match="missing"):
         load_model(path, overrides={"hint_branch": 4})
-    grown = load_model(path, overrides={"hint_branch": 4, "encoder_frozen": 5}, grow=True)
+    grown = load_model(path, overrides={"hint_branch": 4, "encoder_frozen": 5, "hint_lr_scale": 10.0}, grow=True)
+    groups = {g["lr_scale"]: g["params"] for g in grown.parameter_groups()}
+    branch = [p for m in (grown.hint_branch, grown.hint_proj) for p in m.parameters()]
+    assert set(groups) == {1.0, 10.0} and {id(p) for p in groups[10.0]} == {id(p) for p in branch}
     L = torch.rand(1, 1, 64, 64) * 100
     hints = torch.zeros(1, 3, 64, 64)
     hints[0, :2, 28:36, 28:36] = torch.tensor([60.0, 40.0])[:, None, None]
@@ -186,7 +189,6 @@ def test_hint_branch_grows_onto_a_trained_model_unchanged_and_learns_a_point(tmp
     with torch.no_grad():
         torch.testing.assert_close(grown(L, hints)["ab"], base(L, hints)["ab"])
     grown.train()
-    branch = [p for m in (grown.hint_branch, grown.hint_proj) for p in m.parameters()]
     opt = torch.optim.Adam(branch, lr=1e-2)
     target = torch.zeros(1, 2, 64, 64)
     target[0, :, 28:36, 28:36] = torch.tensor([60.0, 40.0])[:, None, None]

@@ -53,6 +53,9 @@ class EncoderDecoderConfig(BaseConfig):
     # statistics included; the rest train at encoder_lr_scale x the learning rate
     encoder_frozen: int = 0
     encoder_lr_scale: float = 1.0
+    # training only: the hint branch's learning rate is this x the learning rate. Its zero-initialised output
+    # convs make it slow to start (no gradient reaches the branch until they move), like ControlNet's
+    hint_lr_scale: float = 1.0
 
 
 @register("encoder-decoder")
@@ -134,13 +137,17 @@ class EncoderDecoder(ColorModel):
         return self
 
     def parameter_groups(self) -> list[dict]:
-        """Encoder parameters at ``encoder_lr_scale`` x the learning rate, the rest at 1x; frozen ones left out."""
-        encoder = {id(p) for p in self.backbone.parameters()}
+        """Encoder parameters at ``encoder_lr_scale`` x the learning rate, the hint branch at ``hint_lr_scale`` x,
+        the rest at 1x; frozen ones left out."""
         enc = [p for p in self.backbone.parameters() if p.requires_grad]
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in encoder]
+        branch = [p for m in (self.hint_branch, self.hint_proj) if m is not None for p in m.parameters()]
+        grouped = {id(p) for p in list(self.backbone.parameters()) + branch}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
         groups = [{"params": rest, "lr_scale": 1.0}]
         if enc:
             groups.append({"params": enc, "lr_scale": self.config.encoder_lr_scale})
+        if branch:
+            groups.append({"params": branch, "lr_scale": self.config.hint_lr_scale})
         return groups
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:

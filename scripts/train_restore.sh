@@ -10,7 +10,7 @@ VAL=${VAL:-../shared/data/val/imagenette-val500}
 OUT=${OUT:-runs/restore}
 STEPS=${STEPS:-2000}
 args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size 96 --batch 8 --lr 1.5e-3 --warmup 100
-      --val-every 500 --checkpoint-every 100 --seed 14)
+      --val-every 500 --checkpoint-every 100 --seed 14 ${THREADS:+--threads "$THREADS"})
 if [ -f "$OUT/checkpoint.safetensors" ]; then
     tinct train "${args[@]}" --resume
 elif [ -n "${INIT:-}" ]; then

@@ -312,3 +312,28 @@ def test_cli_guided_methods_write_a_photo_with_the_input_luminance(tmp_path, arg
     assert out.shape == (40, 50, 3)
     L_in = rgb_to_lab(np.repeat(gray[..., None], 3, -1) / 255.0)[..., 0]
     assert np.abs(rgb_to_lab(out / 255.0)[..., 0] - L_in).mean() < 1.0
+
+
+@pytest.mark.parametrize("size", [(60, 80), (300, 320)])  # solved exactly / on a smaller grid and upsampled
+def test_point_corrections_keep_the_point_stay_in_its_region_and_fade(size):
+    """The deep model's points (``spread_point_corrections``): exact at the point, spread inside the point's
+    region, stopped at a luminance edge, fading with distance; nothing changes without points."""
+    from tinct.guided.levin import spread_point_corrections
+    h, w = size
+    L = np.full((h, w), 30.0, np.float32)
+    L[:, w // 2:] = 70.0  # two regions, an edge between them
+    ab = np.zeros((h, w, 2), np.float32)
+    ab[..., 1] = 5.0  # the network's guess: a little yellow everywhere
+    hint_ab = np.zeros((h, w, 2), np.float32)
+    mask = np.zeros((h, w), bool)
+    y, x = h // 2, w // 8
+    hint_ab[y, x] = (50.0, 20.0)
+    mask[y, x] = True
+    out = spread_point_corrections(L, ab, hint_ab, mask)
+    np.testing.assert_allclose(out[y, x], (50.0, 20.0), atol=1e-3)
+    near = out[y, x + w // 16, 0]
+    far_same_side = out[y, w // 2 - 2, 0]
+    across = out[y, w // 2 + 2, 0]
+    assert near > 10 and near > far_same_side > 5 * max(across, 1e-3)  # spread, fading, stopped at the edge
+    assert abs(out[0, -1, 1] - 5.0) < 0.5  # the other region keeps the network's color
+    np.testing.assert_array_equal(spread_point_corrections(L, ab, hint_ab, np.zeros_like(mask)), ab)

@@ -104,9 +104,28 @@ def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | N
     ``sample``: for a model with noise inputs, the seed of its noise (``--samples``); the model is not changed.
     """
     out = model(L_small, hints) if sample is None else model(L_small, hints, seed=sample)
-    if decoding is None or decoding == Decoding():
-        return out["ab"]
-    return model.decode(out["logits"], L_small.shape[-2:], decoding)
+    ab = out["ab"] if decoding is None or decoding == Decoding() else model.decode(out["logits"], L_small.shape[-2:],
+                                                                                  decoding)
+    if hints is not None and bool(hints[:, -1].any()):
+        ab = take_points(L_small, ab, hints)
+    return ab
+
+
+def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
+    """The network's ab ``(B, 2, h, w)`` made to agree with the color points in ``hints`` ``(B, 3, h, w)``: each
+    point's color exactly, its correction spread along the photo's regions (``levin.spread_point_corrections``).
+
+    The network learns to follow points, but only as far as its training taught it (a pretrained encoder that
+    never saw them barely does); this makes every model that takes points honour them.
+    """
+    from .guided.levin import spread_point_corrections
+    out = []
+    for i in range(ab.shape[0]):
+        h = hints[i].float().cpu().numpy()
+        fixed = spread_point_corrections(L_small[i, 0].float().cpu().numpy(), ab[i].float().cpu().numpy().transpose(1, 2, 0),
+                                         h[:2].transpose(1, 2, 0), h[-1] > 0.5)
+        out.append(torch.from_numpy(fixed.transpose(2, 0, 1).copy()))
+    return torch.stack(out).to(device=ab.device, dtype=ab.dtype)
 
 
 @torch.no_grad()

@@ -157,3 +157,46 @@ def _smooth(A: sp.csr_matrix, x: np.ndarray, b: np.ndarray, sweeps: int) -> np.n
         gauss_seidel(A, xc, np.ascontiguousarray(b[:, c]), iterations=sweeps, sweep="symmetric")
         out[:, c] = xc
     return out
+
+
+# ---------------------------------------------------------------- the deep model's points ---
+
+SPREAD_DECAY = 1e-4      # how fast a point's correction fades: about 1/sqrt(decay) = 100 working-size px in a flat area
+SPREAD_PIXELS = 70_000   # solved at most at this size (exactly); the correction is smooth, so it is upsampled
+
+
+def spread_point_corrections(L: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray,
+                             decay: float = SPREAD_DECAY) -> np.ndarray:
+    """Make a network's colorization take the user's points: ``ab`` + the difference (point color - ``ab``) at
+    each point, spread by Levin et al.'s affinities (along similar luminance, stopped by edges) and fading with
+    distance (``decay`` pulls the correction toward 0 at every other pixel; without it one point would tint
+    the whole photo).
+
+    ``L`` ``(h, w)`` in [0, 100]; ``ab``, ``hint_ab`` ``(h, w, 2)`` Lab units; ``mask`` ``(h, w)`` bool, the
+    points. Returns ab ``(h, w, 2)`` float32, equal to ``hint_ab`` at the points (at sizes up to
+    ``SPREAD_PIXELS``; above, the correction is solved on a smaller grid and upsampled).
+    """
+    h, w = L.shape
+    if not mask.any():
+        return ab.astype(np.float32)
+    correction = np.where(mask[..., None], hint_ab - ab, 0.0).astype(np.float32)
+    if h * w > SPREAD_PIXELS:
+        scale = math.sqrt(SPREAD_PIXELS / (h * w))
+        hs, ws = max(1, int(h * scale)), max(1, int(w * scale))
+        ys, xs = np.nonzero(mask)
+        from ..hints import _cell_average
+        c_small, m_small = _cell_average(ys, xs, correction[ys, xs], (h, w), hs, ws)
+        spread = _resize(_solve_spread(_resize(L, hs, ws), c_small, m_small, decay), h, w)
+        spread[mask] = correction[mask]
+    else:
+        spread = _solve_spread(L, correction, mask, decay)
+    return (ab + spread).astype(np.float32)
+
+
+def _solve_spread(L: np.ndarray, correction: np.ndarray, mask: np.ndarray, decay: float) -> np.ndarray:
+    """``(I - W + decay * I_free) x = correction at the points`` (identity rows there), for a and b."""
+    A = affinity_matrix(L / 100.0, mask)
+    A = (A + sp.diags(np.where(mask.ravel(), 0.0, decay))).tocsc()
+    A.eliminate_zeros()
+    b = np.where(mask[..., None], correction, 0.0).reshape(-1, 2).astype(np.float64)
+    return spla.spsolve(A, b).reshape(*L.shape, 2).astype(np.float32)

@@ -23,12 +23,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("--notes", default="")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="training steps of all runs together (default: the file's own, the last run's)")
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "_restore.safetensors"))
     args = ap.parse_args()
     model = load_model(args.model)
     if model.name != "restore":
         raise SystemExit(f"{args.model}: a {model.name} model, not a restoration model")
-    save_model(model, args.out, trained_on=TRAINED_ON, steps=int(model.meta.get("steps", 0)),
+    save_model(model, args.out, trained_on=TRAINED_ON, steps=args.steps or int(model.meta.get("steps", 0)),
                extra={"description": DESCRIPTION, "notes": args.notes}, half=True)
     print(f"wrote {args.out}")
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The shipped restoration network's recipe (`restore` family, residual design) on ../shared/data/train (our
 # development data). Resumable: rerun after an interruption and the run in $OUT continues from its checkpoint.
-# The shipped src/tinct/weights/_restore.safetensors is step 1,100 of this 2,000-step run (stopped at the session's
-# budget); to go on from it on a new machine, INIT=src/tinct/weights/_restore.safetensors starts a run from it.
+# The shipped src/tinct/weights/_restore.safetensors is 4,100 steps: 1,100 of a first run, then 3,000 more with
+# INIT=src/tinct/weights/_restore.safetensors STEPS=3000 (a run started from the shipped weights; THREADS=1 beside
+# another training run).
 # Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}

@@ -206,3 +206,39 @@ def test_hint_branch_grows_onto_a_trained_model_unchanged_and_learns_a_point(tmp
         (grown(L, hints)["ab"] - target)[0, :, 28:36, 28:36].abs().mean().backward()
         opt.step()
     assert point_error() < 0.5 * before
+
+
+def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path, monkeypatch, lite0_state):
+    """`tinct train --init UNET --option semantic=efficientnet-lite0 --backbone-weights imagenet`: the grown model
+    starts as the file's (zero-initialised fusion), the encoder holds the ImageNet weights and keeps them (and its
+    batch-norm statistics) through training, the U-Net's own weights train, and the result needs nothing else."""
+    from tinct.weights import save_model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.fromarray(gradient_photo(72, 80, seed=i)).save(photos / f"p{i}.png")
+    torch.manual_seed(0)
+    base = create_model("unet", base_channels=8, hint_channels=3).eval()
+    path = tmp_path / "unet.safetensors"
+    save_model(base, path)
+    grown = load_model(path, overrides={"semantic": "efficientnet-lite0"}, grow=True)
+    assert grown.load_backbone("imagenet")[0] > 0
+    L = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        torch.testing.assert_close(grown(L)["ab"], base(L)["ab"])
+    assert not any(p.requires_grad for p in grown.semantic.parameters())
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--init", str(path), "--option", "semantic=efficientnet-lite0", "--backbone-weights", "imagenet",
+              "--data", str(photos), "--out", str(run), "--steps", "2", "--size", "64", "--batch", "2", "--lr", "1e-2"])
+    assert exit_.value.code == 0
+    _hide_extra(monkeypatch)
+    trained = load_model(run / "model.safetensors")
+    own = trained.semantic.state_dict()
+    assert torch.equal(own["_blocks.5._project_conv.weight"], lite0_state["_blocks.5._project_conv.weight"])
+    assert torch.equal(own["_bn1.running_var"], lite0_state["_bn1.running_var"])
+    assert not torch.equal(trained.enc[0][0][0].weight, base.enc[0][0][0].weight)  # the U-Net itself trained
+    with pytest.raises(SystemExit) as exit_:  # --backbone-weights with --init and nothing that adds an encoder
+        main(["train", "--init", str(path), "--backbone-weights", "imagenet", "--data", str(photos),
+              "--out", str(tmp_path / "run2"), "--steps", "1"])
+    assert exit_.value.code == 2

@@ -154,9 +154,9 @@ class Trainer:
         if cfg.model and cfg.model != family:
             raise TinctError(f"--model {cfg.model} conflicts with --init {cfg.init}, a {family or 'non-tinct'} model: "
                              "fine-tuning keeps the file's family (drop --model, or train from scratch without --init)")
-        if cfg.backbone_weights:
+        if cfg.backbone_weights and not cfg.model_options:
             raise TinctError("--backbone-weights starts an encoder from pretrained weights; with --init the whole "
-                             "network comes from the file: give one or the other")
+                             "network comes from the file, unless an --option adds the encoder (unet: semantic=...)")
         return family
 
     def _prepare_data(self):
@@ -190,6 +190,8 @@ class Trainer:
             self.model, self.step, optim_state = read_checkpoint(self.ckpt_path)
         elif cfg.init:
             self.model = self._init_model()
+            if cfg.backbone_weights:  # an encoder the options added (grown) starts from pretrained weights
+                self.model.load_backbone(cfg.backbone_weights)
         else:
             options = model_class(self.family).data_options(cfg.model_options, self.ab_hist)
             torch.manual_seed(cfg.seed)

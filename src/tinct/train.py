@@ -210,8 +210,9 @@ class Trainer:
     def _init_model(self):
         """The ``--init`` file, its config changed by ``--option`` / ``--head`` / ``--loss`` (refused if shapes change)."""
         cfg = self.cfg
-        try:  # options may add modules (a new branch): they start from their initialisation
-            return load_model(cfg.init, overrides=cfg.model_options, grow=bool(cfg.model_options)).train()
+        try:  # options may add modules (a new branch): those start from their initialisation
+            grow = bool(cfg.model_options)
+            return load_model(cfg.init, overrides=cfg.model_options, grow=grow).train()
         except TinctError as e:
             if not cfg.model_options:
                 raise

@@ -112,5 +112,6 @@ class UNet(ColorModel):
     def load_backbone(self, path) -> tuple[int, int]:
         """Pretrained weights for the ``semantic`` encoder (``backbones.load_backbone_file``)."""
         if self.semantic is None:
-            raise TinctError("--backbone-weights: this unet has no pretrained encoder (--option semantic=efficientnet-lite0)")
+            raise TinctError("--backbone-weights: this unet has no pretrained encoder "
+                             "(--option semantic=efficientnet-lite0)")
         return load_backbone_file(self.semantic, self.config.semantic, path)

@@ -183,9 +183,7 @@ def spread_point_corrections(L: np.ndarray, ab: np.ndarray, hint_ab: np.ndarray,
     if h * w > SPREAD_PIXELS:
         scale = math.sqrt(SPREAD_PIXELS / (h * w))
         hs, ws = max(1, int(h * scale)), max(1, int(w * scale))
-        ys, xs = np.nonzero(mask)
-        from ..hints import _cell_average
-        c_small, m_small = _cell_average(ys, xs, correction[ys, xs], (h, w), hs, ws)
+        c_small, m_small = cell_average(Hints(correction, mask), hs, ws)
         spread = _resize(_solve_spread(_resize(L, hs, ws), c_small, m_small, decay), h, w)
         spread[mask] = correction[mask]
     else:

@@ -145,6 +145,17 @@ class ColorModel(Trainable, nn.Module):
             raise ValueError(f"unknown head {config.head!r}")
         self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
 
+    def frozen_modules(self) -> list[nn.Module]:
+        """Parts that never train (a pretrained encoder, or its frozen levels): ``train()`` keeps them in eval mode,
+        so their batch-norm statistics stay the pretrained ones."""
+        return []
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self.frozen_modules():
+            m.eval()
+        return self
+
     @property
     def in_channels(self) -> int:
         return 1 + self.config.hint_channels

@@ -130,11 +130,8 @@ class EncoderDecoder(ColorModel):
         for m in self._frozen:
             m.requires_grad_(False)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for m in self._frozen:  # frozen levels keep their ImageNet batch-norm statistics
-            m.eval()
-        return self
+    def frozen_modules(self) -> list[nn.Module]:
+        return self._frozen
 
     def parameter_groups(self) -> list[dict]:
         """Encoder parameters at ``encoder_lr_scale`` x the learning rate, the hint branch at ``hint_lr_scale`` x,

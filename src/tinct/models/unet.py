@@ -103,11 +103,8 @@ class UNet(ColorModel):
             x = block(torch.cat([x, skip], dim=1))
         return x
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.semantic is not None:  # frozen: it keeps its ImageNet batch-norm statistics
-            self.semantic.eval()
-        return self
+    def frozen_modules(self) -> list[nn.Module]:
+        return [] if self.semantic is None else [self.semantic]
 
     def load_backbone(self, path) -> tuple[int, int]:
         """Pretrained weights for the ``semantic`` encoder (``backbones.load_backbone_file``)."""

@@ -278,6 +278,19 @@ def test_palette_pulls_the_deep_model_toward_its_colors():
     assert np.linalg.norm(pal - green, axis=1).mean() < np.linalg.norm(auto - green, axis=1).mean() - 5
 
 
+def test_palette_keeps_the_color_points_as_the_plain_deep_model_does():
+    """Points given with a palette are kept by the same step as without one (``pipeline.take_points``)."""
+    from tinct.guided.palette import parse_palette, predict_ab_palette
+    from tinct.weights import load_model
+    model = load_model("default")
+    L = rgb_to_lab(gradient_photo(48, 64, seed=2) / 255.0)[..., 0]
+    hints = torch.zeros(1, 3, 48, 64)  # the working size of a 48x64 photo at render factor 16: its own size
+    hints[0, :, 10, 20] = torch.tensor([40.0, 30.0, 1.0])
+    ab = predict_ab_palette(model, L, parse_palette("#4a8a3a"), 16, hints=hints)
+    assert ab.shape[-2:] == (48, 64)
+    torch.testing.assert_close(ab[0, :, 10, 20], torch.tensor([40.0, 30.0]), atol=1e-3, rtol=0)
+
+
 def test_palette_errors(tmp_path, tiny_model_path):
     from tinct.guided.palette import parse_palette, predict_ab_palette
     from tinct.weights import load_model

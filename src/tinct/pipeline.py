@@ -106,9 +106,7 @@ def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | N
     out = model(L_small, hints) if sample is None else model(L_small, hints, seed=sample)
     ab = out["ab"] if decoding is None or decoding == Decoding() else model.decode(out["logits"], L_small.shape[-2:],
                                                                                   decoding)
-    if hints is not None and bool(hints[:, -1].any()):
-        ab = take_points(L_small, ab, hints)
-    return ab
+    return ab if hints is None else take_points(L_small, ab, hints)
 
 
 def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
@@ -116,8 +114,12 @@ def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) ->
     point's color exactly, its correction spread along the photo's regions (``levin.spread_point_corrections``).
 
     The network learns to follow points, but only as far as its training taught it (a pretrained encoder that
-    never saw them barely does); this makes every model that takes points honour them.
+    never saw them barely does); this makes every model that takes points honour them. Every path that decodes a
+    network's output with hints calls it (``network_ab``, the palette, a film's reference or palette). Without
+    points, ``ab`` comes back unchanged.
     """
+    if not bool(hints[:, -1].any()):
+        return ab
     from .guided.levin import spread_point_corrections
     out = []
     for i in range(ab.shape[0]):

@@ -35,7 +35,7 @@ from .. import bins
 from ..color import rgb_to_lab
 from ..errors import TinctError
 from ..hints import parse_color
-from ..pipeline import working_luminance
+from ..pipeline import take_points, working_luminance
 
 
 MATCH_STEPS = 8  # proportional-fitting steps of matched_prior
@@ -126,4 +126,5 @@ def predict_ab_palette(model, L: np.ndarray, palette: np.ndarray, render_factor:
     out = model(L_small.to(device), None if hints is None else hints.to(device))
     logits = out["logits"].float()
     logits = logits + palette_prior(model.bin_centers.float(), palette, options).view(1, -1, 1, 1)
-    return model.decode(logits, L_small.shape[-2:], decoding).cpu()
+    ab = model.decode(logits, L_small.shape[-2:], decoding).cpu()
+    return ab if hints is None else take_points(L_small, ab, hints)

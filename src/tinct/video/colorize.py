@@ -33,7 +33,7 @@ from ..errors import OptionError, TinctError
 from ..guided.palette import matched_prior
 from ..io import SAVE_FORMATS, atomic_path, refuse_overwriting_input, remove_stale_parts
 from ..models.base import ColorModel, Decoding
-from ..pipeline import network_ab, recombine, shrink_luminance, working_size
+from ..pipeline import network_ab, recombine, shrink_luminance, take_points, working_size
 from .options import VideoOptions
 from .sink import (CONTAINERS, FrameWriter, SegmentWriter, check_audio_copy, concat_segments,
                    pick_codec)
@@ -105,6 +105,8 @@ class FrameColorizer:
             else:  # a palette: added before the temperature, as for photos (palette.predict_ab_palette)
                 ab = self.model.decode(logits + prior.to(self.device).float()[:, :, None, None], L_in.shape[-2:],
                                        self.decoding)
+            if hints is not None:  # points kept, as network_ab keeps them
+                ab = take_points(L_in, ab, hints)
         ab = ab.float().cpu().numpy()
         L_small = small[:, 0].numpy()
         if gate:

@@ -11,7 +11,7 @@ import tinct
 from tinct.color import rgb_to_lab
 from tinct.restore import classical
 from tinct.restore.color import color_spread, is_color_photo
-from tinct.restore.degrade import KINDS, LOCAL, MASK_THRESHOLD, apply_kind, degrade, fade_color, sepia
+from tinct.restore.degrade import KINDS, LOCAL, MASK_THRESHOLD, apply_kind, config_from, degrade, fade_color, sepia
 from tinct.restore.metrics import mask_scores, psnr_l
 
 from .conftest import gradient_photo
@@ -89,6 +89,32 @@ def test_untrained_network_returns_its_input_and_a_clean_mask():
         out = net(L)
     assert torch.allclose(out["L"], L, atol=1e-4)
     assert (torch.sigmoid(out["mask_logits"]) < 0.1).all()
+
+
+def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
+    """The tone stage (restore/tone.py) is fitted apart on many damaged photos: fitted on a few gradient photos
+    faded at random, it brings back a faded photo it has not seen, and a network given it grows without change."""
+    from tinct.restore.degrade import fade
+    from tinct.restore.network import RestoreConfig, RestoreNet
+    from tinct.restore.tone import ToneCurve, damaged_samples, fit_tone_curve
+    torch.manual_seed(0)
+    curve = ToneCurve()
+    x = torch.from_numpy(clean_L(32, 40))[None, None] / 50 - 1
+    assert torch.equal(curve(x), x)
+    photos = np.stack([clean_L(32, 40, seed) for seed in range(24)])
+    only_fade = config_from(fade=1.0)
+    samples = damaged_samples(photos, np.random.default_rng(0), per_photo=8, pixels=256, clean=0.3, config=only_fade)
+    assert samples[0].shape == (24 * 8, 35) and samples[1].shape == samples[2].shape == (24 * 8, 256)
+    history = fit_tone_curve(curve, *samples, steps=400, batch=64, lr=3e-3)
+    assert history[-1] < 0.6 * np.abs(samples[1] - samples[2]).mean()  # the identity's error
+    truth = clean_L(32, 40, seed=99)
+    faded = fade(truth, np.random.default_rng(1), contrast=0.6, black=20.0, white=95.0, gamma=1.0)
+    with torch.no_grad():
+        back = ((curve(torch.from_numpy(faded)[None, None] / 50 - 1) + 1) * 50)[0, 0].numpy()
+    assert psnr_l(back, truth) > psnr_l(faded, truth) + 3
+    net = RestoreNet(RestoreConfig(base_channels=4, depth=2, tone_stage=True)).eval()
+    with torch.no_grad():
+        assert torch.allclose(net(torch.from_numpy(truth)[None, None])["L"][0, 0], torch.from_numpy(truth), atol=1e-4)
 
 
 def test_training_sample_mixes_clean_single_and_mixed_damage():

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..models.base import Trainable, conv_bn_relu
 from ..models.registry import register
+from .tone import ToneCurve, legendre, quantiles
 
 
 @dataclasses.dataclass
@@ -37,6 +38,7 @@ class RestoreConfig:
     clean_fraction: float = 0.1     # training crops left undamaged (degrade.training_sample)
     single_fraction: float = 0.3    # training crops with one kind of damage alone
     tone_degree: int = 3            # global tone curve: a polynomial of this degree in the input L
+    tone_stage: bool = False        # a tone.ToneCurve, fitted apart (fit_tone_curve), undoes fading before the U-Net
     # read by the trainer, which asks every family; not options (no hint inputs, no ab head)
     head = "restore"
     hint_channels = 0
@@ -47,25 +49,7 @@ class _Block(nn.Sequential):
         super().__init__(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
 
 
-_QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)
-_QUANTILE_PIXELS = 65536  # quantiles of a large scan from a regular subsample of about this many pixels
-
-
-def _quantiles(x: torch.Tensor) -> torch.Tensor:
-    """``x`` ``(B, 1, H, W)`` -> its quantiles ``(B, len(_QUANTILES))`` (the image's tonal range)."""
-    step = max(1, int((x.shape[-2] * x.shape[-1] / _QUANTILE_PIXELS) ** 0.5))
-    flat = x[..., ::step, ::step].flatten(1)
-    q = torch.tensor(_QUANTILES, dtype=x.dtype, device=x.device)
-    return torch.quantile(flat, q, dim=1).T
-
-
-def _legendre(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Legendre polynomials P_0 .. P_{n-1} of ``x`` (B, 1, H, W) in [-1, 1] -> (B, n, H, W): a well-conditioned
-    basis for the tone curve (its coefficients stay of the same size whatever the degree)."""
-    ps = [torch.ones_like(x), x]
-    for k in range(1, n - 1):
-        ps.append(((2 * k + 1) * x * ps[k] - k * ps[k - 1]) / (k + 1))
-    return torch.cat(ps[:n], 1)
+_QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)  # what the U-Net's own global curve reads
 
 
 @register("restore")
@@ -93,6 +77,11 @@ class RestoreNet(Trainable, nn.Module):
         self.global_mlp = nn.Sequential(nn.Linear(2 * top + len(_QUANTILES), top), nn.ReLU(inplace=True),
                                         nn.Linear(top, top + self.n_tone))
         self.head = nn.Conv2d(widths[0], 2, 1)  # residual on L, mask logit
+        self.tone = ToneCurve() if config.tone_stage else None
+        if self.tone is not None:
+            # fitted apart on tens of thousands of damaged photos (tone.fit_tone_curve); the trainer's 8 crops a
+            # step would only blur it, so the U-Net trains around it
+            self.tone.requires_grad_(False)
         nn.init.zeros_(self.global_mlp[-1].weight)
         nn.init.zeros_(self.global_mlp[-1].bias)  # the tone curve starts as the identity
         nn.init.zeros_(self.head.weight)
@@ -101,6 +90,8 @@ class RestoreNet(Trainable, nn.Module):
 
     def forward(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         x = L / 50.0 - 1.0
+        if self.tone is not None:
+            x = self.tone(x)
         skips = []
         h = x
         for i, block in enumerate(self.enc):
@@ -108,7 +99,7 @@ class RestoreNet(Trainable, nn.Module):
                 h = F.max_pool2d(h, 2)
             h = block(h)
             skips.append(h)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), _quantiles(x)], 1)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), quantiles(x, _QUANTILES)], 1)
         g = self.global_mlp(pooled)
         coef, ctx = g[:, :self.n_tone, None, None], g[:, self.n_tone:, None, None]
         h = h + ctx
@@ -117,7 +108,7 @@ class RestoreNet(Trainable, nn.Module):
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], 1))
         out = self.head(h)
-        restored = x + (coef * _legendre(x, self.n_tone)).sum(1, keepdim=True) + out[:, :1]
+        restored = x + (coef * legendre(x, self.n_tone)).sum(1, keepdim=True) + out[:, :1]
         return {"L": (restored + 1.0) * 50.0, "mask_logits": out[:, 1:]}
 
     # ------------------------------------------------------------------------ training ---

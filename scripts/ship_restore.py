@@ -15,8 +15,9 @@ from tinct.weights import WEIGHTS_DIR, load_model, save_model
 TRAINED_ON = ("../shared/data/train: Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, "
               "Clothing Co-Parsing, Labeled Faces in the Wild (color photos, used as their luminance), damaged by "
               "tinct.restore.degrade (clean, one kind of damage alone, or the realistic mix)")
-DESCRIPTION = ("Old-photo restoration on the luminance: a global tone curve and a local correction on top of the "
-               "input, and a damage (scratch, dust, crack) mask. Used by tinct restore and colorize --restore.")
+DESCRIPTION = ("Old-photo restoration on the luminance: a tone stage that undoes fading, then a global tone curve and a "
+               "local correction on top of the input, and a damage (scratch, dust, crack) mask. Used by tinct restore "
+               "and colorize --restore.")
 
 
 def main():

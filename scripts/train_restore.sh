@@ -3,7 +3,9 @@
 # development data). Resumable: rerun after an interruption and the run in $OUT continues from its checkpoint.
 # The shipped src/tinct/weights/_restore.safetensors is 4,100 steps: 1,100 of a first run, then 3,000 more with
 # INIT=src/tinct/weights/_restore.safetensors STEPS=3000 (a run started from the shipped weights; THREADS=1 beside
-# another training run).
+# another training run). Session 7 fitted a tone stage onto it (scripts/fit_restore_tone.py, out
+# runs/restore-tone/model.safetensors) and trained 1,500 more steps around it with
+# INIT=runs/restore-tone/model.safetensors OUT=runs/restore3 STEPS=1500 THREADS=1: the shipped file has 5,600 steps.
 # Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}

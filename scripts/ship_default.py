@@ -18,8 +18,8 @@ from tinct.weights import WEIGHTS_DIR, load_model, read_header, save_model
 TRAINED_ON = ("Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, Clothing Co-Parsing, "
               "Labeled Faces in the Wild (14,600 color photos)")
 DESCRIPTION = ("Automatic colorization of photos of any kind; trained on 14,600 photos (people, places, things); "
-               "takes color points. EfficientNet-Lite0 encoder pretrained on ImageNet, U-Net decoder, "
-               "Zhang et al. classification head over ab bins.")
+               "takes color points. U-Net with Zhang et al.'s classification head over ab bins, and the frozen "
+               "features of an ImageNet-pretrained EfficientNet-Lite0 fused at its bottleneck (what things are).")
 
 
 def main():

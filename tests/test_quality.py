@@ -121,10 +121,24 @@ def test_levin_with_strokes_beats_automatic(photo):
     assert photo["score"](ab)["auc"] >= photo["auto"]["auc"] + 1.0
 
 
-def test_deep_model_follows_strokes(photo, default_model):
-    # measured: 91.9 against automatic 88.4 (30 dabs)
-    ab = guided_ab(photo["L"], GuidedOptions(), default_model, ColorizeOptions(), hints=strokes(photo["lab"], 30))
-    assert photo["score"](ab)["auc"] >= photo["auto"]["auc"] + 1.0
+def test_deep_model_follows_strokes(default_model, prior):
+    """30 dabs of the truth's colors raise the default's AuC, on average over the four photos.
+
+    Over several photos, not one: a dab's color spreads over its region, which can be wrong for a part of a photo
+    (both the U-Net alone and the semantic U-Net lose about 1 point on chelsea's tabby fur). Measured (automatic ->
+    30 dabs, AuC): U-Net alone +4.64 / -1.09 / +14.05 / -1.44 (astronaut / chelsea / coffee / rocket), mean +4.04;
+    semantic U-Net +0.88 / -1.33 / +17.51 / +0.09, mean +4.29 (on 20 val500 photos: +3.67 and +3.97).
+    """
+    gains = {}
+    for name in PHOTOS:
+        truth = truth_of(name, SIDE)
+        lab = rgb_to_lab(truth / 255.0)
+
+        def auc(hints):
+            ab = guided_ab(lab[..., 0], GuidedOptions(), default_model, ColorizeOptions(), hints=hints)
+            return score_rgb(recombine(lab[..., 0], ab), lab, truth, prior)["auc"]
+        gains[name] = auc(strokes(lab, 30)) - auc(None)
+    assert np.mean(list(gains.values())) >= 2.0, gains
 
 
 @pytest.mark.parametrize("method", ["transfer", "welsh"])

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..models.base import Trainable, conv_bn_relu
 from ..models.registry import register
-from .tone import ToneCurve, legendre, quantiles
+from .tone import ToneCurve, apply_curve, quantiles
 
 
 @dataclasses.dataclass
@@ -101,14 +101,14 @@ class RestoreNet(Trainable, nn.Module):
             skips.append(h)
         pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), quantiles(x, _QUANTILES)], 1)
         g = self.global_mlp(pooled)
-        coef, ctx = g[:, :self.n_tone, None, None], g[:, self.n_tone:, None, None]
+        coef, ctx = g[:, :self.n_tone], g[:, self.n_tone:, None, None]
         h = h + ctx
         for j, block in enumerate(self.dec):
             skip = skips[len(skips) - 2 - j]
             h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             h = block(torch.cat([h, skip], 1))
         out = self.head(h)
-        restored = x + (coef * legendre(x, self.n_tone)).sum(1, keepdim=True) + out[:, :1]
+        restored = apply_curve(x, coef) + out[:, :1]
         return {"L": (restored + 1.0) * 50.0, "mask_logits": out[:, 1:]}
 
     # ------------------------------------------------------------------------ training ---

@@ -75,17 +75,17 @@ def damaged_samples(L: np.ndarray, rng: np.random.Generator, per_photo: int = 4,
     """
     from .degrade import training_sample  # OpenCV: only when fitting
     feats, xs, ys = [], [], []
-    levels = np.asarray(TONE_QUANTILES)
     for clean_L in tqdm(L, desc="damaging", unit="img", mininterval=5):
         flat = clean_L.ravel()
         for _ in range(per_photo):
-            d = training_sample(clean_L, rng, config, clean, single).L.ravel()
+            d = training_sample(clean_L, rng, config, clean, single).L
             idx = rng.integers(0, flat.size, pixels)
-            feats.append(np.quantile(d, levels))
-            xs.append(d[idx])
+            # the features the stage computes when it runs (``ToneCurve.forward``), in [-1, 1] units
+            feats.append(quantiles(torch.from_numpy(d)[None, None] / 50.0 - 1.0, TONE_QUANTILES)[0].numpy())
+            xs.append(d.ravel()[idx])
             ys.append(flat[idx])
-    to = lambda a: (np.stack(a).astype(np.float32) / 50.0 - 1.0)  # noqa: E731
-    return to(feats), to(xs), to(ys)
+    to_unit = lambda a: np.stack(a).astype(np.float32) / 50.0 - 1.0  # noqa: E731
+    return np.stack(feats), to_unit(xs), to_unit(ys)
 
 
 def fit_tone_curve(curve: ToneCurve, features: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int = 6000,

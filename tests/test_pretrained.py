@@ -238,6 +238,23 @@ def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path,
     assert torch.equal(own["_blocks.5._project_conv.weight"], lite0_state["_blocks.5._project_conv.weight"])
     assert torch.equal(own["_bn1.running_var"], lite0_state["_bn1.running_var"])
     assert not torch.equal(trained.enc[0][0][0].weight, base.enc[0][0][0].weight)  # the U-Net itself trained
+    # the second stage of the transfer recipe: the encoder's upper levels (strides 16 and 32) train at a tenth of
+    # the rate, the lower ones stay, and all keep ImageNet's batch-norm statistics
+    staged = load_model(run / "model.safetensors", overrides={"semantic_frozen": 3, "semantic_lr_scale": 0.1})
+    groups = {g["lr_scale"]: g["params"] for g in staged.parameter_groups()}
+    upper = [p for level in staged.semantic.levels()[3:] for m in level for p in m.parameters()]
+    assert set(groups) == {1.0, 0.1} and {id(p) for p in groups[0.1]} == {id(p) for p in upper}
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--init", str(run / "model.safetensors"), "--option", "semantic_frozen=3", "--data",
+              str(photos), "--out", str(tmp_path / "staged"), "--steps", "2", "--size", "64", "--batch", "2",
+              "--lr", "1e-2"])
+    assert exit_.value.code == 0
+    tuned = load_model(tmp_path / "staged" / "model.safetensors").semantic.state_dict()
+    assert torch.equal(tuned["_blocks.4._project_conv.weight"], own["_blocks.4._project_conv.weight"])
+    assert not torch.equal(tuned["_blocks.12._project_conv.weight"], own["_blocks.12._project_conv.weight"])
+    assert torch.equal(tuned["_blocks.12._bn2.running_var"], own["_blocks.12._bn2.running_var"])
+    with pytest.raises(TinctError, match="semantic_frozen"):
+        create_model("unet", semantic="efficientnet-lite0", semantic_frozen=6)
     with pytest.raises(SystemExit) as exit_:  # --backbone-weights with --init and nothing that adds an encoder
         main(["train", "--init", str(path), "--backbone-weights", "imagenet", "--data", str(photos),
               "--out", str(tmp_path / "run2"), "--steps", "1"])

@@ -239,6 +239,15 @@ class EfficientNetLite(nn.Module):
         feats.append(F.relu6(self._bn1(self._conv_head(x))))
         return feats
 
+    def levels(self) -> list[list[nn.Module]]:
+        """The modules by level (strides 2, 4, 8, 16, 32), for freezing from the bottom up."""
+        levels, start = [], 0
+        for i, tap in enumerate(self.taps):
+            levels.append(([self._conv_stem, self._bn0] if i == 0 else []) + list(self._blocks[start:tap + 1]))
+            start = tap + 1
+        levels.append(list(self._blocks[start:]) + [self._conv_head, self._bn1])
+        return levels
+
     def classify(self, rgb_input: torch.Tensor) -> torch.Tensor:
         """ImageNet logits ``(B, 1000)`` of ``rgb_input(rgb)``; needs ``num_classes``."""
         return self._fc(self.forward(rgb_input)[-1].mean(dim=(2, 3)))

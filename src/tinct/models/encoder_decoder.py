@@ -115,15 +115,9 @@ class EncoderDecoder(ColorModel):
     # ------------------------------------------------------------ staged training ---
     def _encoder_levels(self) -> list[list[nn.Module]]:
         """The encoder's modules by level (strides 2, 4, 8, 16, 32), for freezing from the bottom up."""
-        bb = self.backbone
-        if not hasattr(bb, "taps"):  # resnet / xception: the whole backbone is one level
-            return [[bb]] + [[] for _ in range(4)]
-        levels, start = [], 0
-        for i, tap in enumerate(bb.taps):
-            levels.append(([bb._conv_stem, bb._bn0] if i == 0 else []) + list(bb._blocks[start:tap + 1]))
-            start = tap + 1
-        levels.append(list(bb._blocks[start:]) + [bb._conv_head, bb._bn1])
-        return levels
+        if not hasattr(self.backbone, "levels"):  # resnet / xception: the whole backbone is one level
+            return [[self.backbone]] + [[] for _ in range(4)]
+        return self.backbone.levels()
 
     def _freeze_encoder(self, n: int) -> None:
         self._frozen = [m for level in self._encoder_levels()[:n] for m in level]

@@ -11,8 +11,10 @@ things are: a frozen ImageNet classifier's encoder reads the gray photo (its RGB
 stride-16 map and pooled 1280-d feature join the bottleneck through zero-initialised layers (Deep Koalarization,
 Baldassarre et al. 2017, fuse an Inception-ResNet's feature the same way). Zero-initialised: added to a trained
 U-Net (``tinct train --init FILE --option semantic=efficientnet-lite0 --backbone-weights imagenet``) it changes
-nothing until it trains. The encoder's weights are part of the model file; it never trains (batch-norm statistics
-included).
+nothing until it trains. The encoder's weights are part of the model file. By default it never trains; the
+option ``semantic_frozen`` (levels frozen from the bottom, of 5) lets its upper levels adapt to colorization at
+``semantic_lr_scale`` x the learning rate, the second stage of the usual transfer recipe. Its batch-norm statistics
+stay the pretrained ones either way: a batch of 16 crops would estimate them worse than ImageNet did.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ class UNetConfig(BaseConfig):
     depth: int = 4                 # halvings of the size (stride 2**depth)
     global_context: bool = True    # add a pooled whole-photo feature at the bottleneck (scene cues)
     semantic: str = ""             # "" or an EfficientNet-Lite variant: frozen ImageNet features at the bottleneck
+    semantic_frozen: int = 5       # training only: the semantic encoder's lower levels (of 5) that stay frozen
+    semantic_lr_scale: float = 0.1  # training only: the learning rate of its unfrozen levels, x the schedule's
 
 
 class DoubleConv(nn.Sequential):
@@ -68,7 +72,12 @@ class UNet(ColorModel):
             if config.depth != 4:
                 raise TinctError("semantic features join the stride-16 bottleneck: depth must be 4")
             self.semantic = BACKBONES[config.semantic](1, 1.0)
+            if not 0 <= config.semantic_frozen <= 5:
+                raise TinctError("semantic_frozen counts the semantic encoder's 5 levels: 0 to 5")
             self.semantic.requires_grad_(False)
+            for level in self.semantic.levels()[config.semantic_frozen:]:
+                for m in level:
+                    m.requires_grad_(True)
             sem = self.semantic.channels
             self.semantic_map = nn.Conv2d(sem[3], widths[-1], 1)
             self.semantic_global = nn.Linear(sem[4], widths[-1])
@@ -104,7 +113,20 @@ class UNet(ColorModel):
         return x
 
     def frozen_modules(self) -> list[nn.Module]:
+        # all of it: its trainable levels too keep their pretrained batch-norm statistics (eval mode)
         return [] if self.semantic is None else [self.semantic]
+
+    def parameter_groups(self) -> list[dict]:
+        """The semantic encoder's unfrozen levels at ``semantic_lr_scale`` x the learning rate, the rest at 1x."""
+        if self.semantic is None:
+            return super().parameter_groups()
+        encoder = {id(p) for p in self.semantic.parameters()}
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in encoder],
+                   "lr_scale": 1.0}]
+        tuned = [p for p in self.semantic.parameters() if p.requires_grad]
+        if tuned:
+            groups.append({"params": tuned, "lr_scale": self.config.semantic_lr_scale})
+        return groups
 
     def load_backbone(self, path) -> tuple[int, int]:
         """Pretrained weights for the ``semantic`` encoder (``backbones.load_backbone_file``)."""

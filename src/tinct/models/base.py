@@ -47,6 +47,9 @@ class BaseConfig:
     # weights back out (the unbiased posterior: closer colors, less vivid). Tuned on validation data.
     prior_correction: float = 0.0
     hint_channels: int = 0       # 0, or 3 for user color points (ab + mask)
+    # training only: weight of a feature loss judged by a frozen ImageNet EfficientNet-Lite0 (feature_loss.py;
+    # needs tinct[pretrained]), added to the head's loss; 0 = none
+    feature_loss: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +147,9 @@ class ColorModel(Trainable, nn.Module):
         else:
             raise ValueError(f"unknown head {config.head!r}")
         self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
+        if config.feature_loss < 0:
+            raise TinctError(f"feature_loss is a weight >= 0, not {config.feature_loss}")
+        self._feature_judge = None  # built on the first training step with feature_loss > 0
 
     def frozen_modules(self) -> list[nn.Module]:
         """Parts that never train (a pretrained encoder, or its frozen levels): ``train()`` keeps them in eval mode,
@@ -233,9 +239,23 @@ class ColorModel(Trainable, nn.Module):
             out["ab"] = ab
         return out
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return ("feature",) if self.config.feature_loss else ()
+
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
-        """Named losses for one batch; ``"loss"`` is the one to minimise."""
-        return self.losses(self(L, hints), ab_true)
+        """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the feature loss)."""
+        out = self(L, hints)
+        losses = self.losses(out, ab_true)
+        if self.config.feature_loss:
+            if self._feature_judge is None:
+                from .feature_loss import ImageNetFeatureLoss
+                # not a submodule: the judge stays out of the state dict and the model file
+                self._feature_judge = [ImageNetFeatureLoss()]
+            feature = self._feature_judge[0](L, out["ab"], ab_true)
+            losses["feature"] = feature.detach()
+            losses["loss"] = losses["loss"] + self.config.feature_loss * feature
+        return losses
 
     def losses(self, out: dict, ab_true: torch.Tensor) -> dict:
         """Named losses of a forward's output ``out`` against the true ab ``(B, 2, H, W)``."""

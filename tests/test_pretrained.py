@@ -32,6 +32,14 @@ def lite0_state():
     return load_file(str(imagenet_weights("efficientnet-lite0")))
 
 
+def training_photos(folder, count: int, h: int, w: int):
+    """``folder`` with ``count`` made-up color photos of ``h`` x ``w`` (enough for a few training steps)."""
+    folder.mkdir()
+    for i in range(count):
+        Image.fromarray(gradient_photo(h, w, seed=i)).save(folder / f"p{i}.png")
+    return folder
+
+
 def first_val_photo_per_class() -> list:
     """The first ImageNet-validation photo (sorted name) of each of val500's 10 classes: a fixed, unpicked set."""
     return [sorted(d.glob("ILSVRC2012_val_*"))[0] for d in sorted(p for p in VAL.iterdir() if p.is_dir())]
@@ -112,10 +120,7 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
     with pytest.raises(TinctError) as err:
         imagenet_weights("efficientnet-lite0")
     assert "tinct[pretrained]" in str(err.value) and "\n" not in str(err.value)
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        Image.fromarray(gradient_photo(64, 64, seed=i)).save(photos / f"p{i}.png")
+    photos = training_photos(tmp_path / "photos", 3, 64, 64)
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "encoder-decoder", "--option", "backbone=efficientnet-lite0", "--backbone-weights",
               "imagenet", "--data", str(photos), "--out", str(tmp_path / "run"), "--steps", "1", "--size", "64"])
@@ -126,10 +131,7 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch, tmp_path, capsys):
 
 
 def test_train_from_imagenet_writes_a_self_contained_model(tmp_path, monkeypatch, lite0_state):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.fromarray(gradient_photo(72, 80, seed=i)).save(photos / f"p{i}.png")
+    photos = training_photos(tmp_path / "photos", 4, 72, 80)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "encoder-decoder", "--option", "backbone=efficientnet-lite0",
@@ -213,10 +215,7 @@ def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path,
     starts as the file's (zero-initialised fusion), the encoder holds the ImageNet weights and keeps them (and its
     batch-norm statistics) through training, the U-Net's own weights train, and the result needs nothing else."""
     from tinct.weights import save_model
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.fromarray(gradient_photo(72, 80, seed=i)).save(photos / f"p{i}.png")
+    photos = training_photos(tmp_path / "photos", 4, 72, 80)
     torch.manual_seed(0)
     base = create_model("unet", base_channels=8, hint_channels=3).eval()
     path = tmp_path / "unet.safetensors"
@@ -279,10 +278,7 @@ def test_feature_loss_judges_colors_by_imagenet_features_and_stays_out_of_the_mo
     judge(L, pred, ab).backward()
     assert pred.grad.abs().sum() > 0 and all(p.grad is None for p in judge.parameters())
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(4):
-        Image.fromarray(gradient_photo(72, 80, seed=i)).save(photos / f"p{i}.png")
+    photos = training_photos(tmp_path / "photos", 4, 72, 80)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "unet", "--option", "base_channels=8", "--option", "feature_loss=1.0",

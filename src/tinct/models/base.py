@@ -152,8 +152,8 @@ class ColorModel(Trainable, nn.Module):
         self._feature_judge = None  # built on the first training step with feature_loss > 0
 
     def frozen_modules(self) -> list[nn.Module]:
-        """Parts that never train (a pretrained encoder, or its frozen levels): ``train()`` keeps them in eval mode,
-        so their batch-norm statistics stay the pretrained ones."""
+        """Pretrained parts (an encoder, or its frozen levels) that ``train()`` keeps in eval mode, so their
+        batch-norm statistics stay the pretrained ones (whether or not their weights train)."""
         return []
 
     def train(self, mode: bool = True):

@@ -73,7 +73,18 @@ class Trainable:
 
     def parameter_groups(self) -> list[dict]:
         """The optimizer's parameter groups; each ``lr_scale`` multiplies the scheduled learning rate."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr_scale": 1.0}]
+        return self.scaled_groups([])
+
+    def scaled_groups(self, scaled: list[tuple[list, float]]) -> list[dict]:
+        """Groups for parts trained at their own rate: each ``(parameters, lr_scale)`` of ``scaled`` is a group of
+        its trainable parameters (none: no group), after one group of all other trainable parameters at 1x."""
+        taken = {id(p) for params, _ in scaled for p in params}
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in taken], "lr_scale": 1.0}]
+        for params, lr_scale in scaled:
+            trainable = [p for p in params if p.requires_grad]
+            if trainable:
+                groups.append({"params": trainable, "lr_scale": lr_scale})
+        return groups
 
     @classmethod
     def check_schedule(cls, schedule: str) -> None:

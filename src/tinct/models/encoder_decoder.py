@@ -130,16 +130,9 @@ class EncoderDecoder(ColorModel):
     def parameter_groups(self) -> list[dict]:
         """Encoder parameters at ``encoder_lr_scale`` x the learning rate, the hint branch at ``hint_lr_scale`` x,
         the rest at 1x; frozen ones left out."""
-        enc = [p for p in self.backbone.parameters() if p.requires_grad]
         branch = [p for m in (self.hint_branch, self.hint_proj) if m is not None for p in m.parameters()]
-        grouped = {id(p) for p in list(self.backbone.parameters()) + branch}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in grouped]
-        groups = [{"params": rest, "lr_scale": 1.0}]
-        if enc:
-            groups.append({"params": enc, "lr_scale": self.config.encoder_lr_scale})
-        if branch:
-            groups.append({"params": branch, "lr_scale": self.config.hint_lr_scale})
-        return groups
+        return self.scaled_groups([(list(self.backbone.parameters()), self.config.encoder_lr_scale),
+                                   (branch, self.config.hint_lr_scale)])
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.backbone(x)

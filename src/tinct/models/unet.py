@@ -118,15 +118,8 @@ class UNet(ColorModel):
 
     def parameter_groups(self) -> list[dict]:
         """The semantic encoder's unfrozen levels at ``semantic_lr_scale`` x the learning rate, the rest at 1x."""
-        if self.semantic is None:
-            return super().parameter_groups()
-        encoder = {id(p) for p in self.semantic.parameters()}
-        groups = [{"params": [p for p in self.parameters() if p.requires_grad and id(p) not in encoder],
-                   "lr_scale": 1.0}]
-        tuned = [p for p in self.semantic.parameters() if p.requires_grad]
-        if tuned:
-            groups.append({"params": tuned, "lr_scale": self.config.semantic_lr_scale})
-        return groups
+        encoder = [] if self.semantic is None else list(self.semantic.parameters())
+        return self.scaled_groups([(encoder, self.config.semantic_lr_scale)])
 
     def load_backbone(self, path) -> tuple[int, int]:
         """Pretrained weights for the ``semantic`` encoder (``backbones.load_backbone_file``)."""

@@ -14,7 +14,8 @@ import argparse
 import numpy as np
 import torch
 
-from tinct.data import build_cache, default_cache_dir, find_images, to_lab_batch
+from tinct.data import build_cache, find_images, to_lab_batch
+from tinct.io import default_cache_dir
 from tinct.restore.degrade import DegradeConfig
 from tinct.restore.tone import ToneCurve, damaged_samples, fit_tone_curve
 from tinct.weights import load_model, save_model

@@ -42,6 +42,21 @@ def tiny_model_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_tinct_cache(tmp_path_factory):
+    """The session's own TINCT_CACHE, so no test reads or fills the user's: the ONNX copy of the default that
+    `tinct colorize` makes on first use, converted ImageNet weights, photo caches.
+
+    The ONNX copy is made here, before any test: otherwise whichever test colorized first would also see its
+    "preparing" line and its 10 s."""
+    from tinct.onnxrt import cached_export
+    from tinct.weights import WEIGHTS_DIR
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TINCT_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        cached_export(WEIGHTS_DIR / "default.safetensors")
+        yield
+
+
 @pytest.fixture(scope="module")
 def private_tinct_cache(tmp_path_factory):
     """A module's own TINCT_CACHE (converted weights, photo caches), so tests never touch the user's."""

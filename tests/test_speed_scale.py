@@ -170,6 +170,62 @@ def test_onnx_backend_errors_are_one_line(tmp_path, hinted_classifier, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
+# ------------------------------------------- --backend auto: shipped models without torch ---
+IN_FRESH_PROCESS = """
+import sys
+from tinct.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as e:
+    print("exit", e.code, "torch imported", "torch" in sys.modules)
+"""
+
+
+def test_default_runs_in_onnxruntime_without_torch_and_colors_as_torch_does(tmp_path, capsys):
+    gray = np.asarray(Image.fromarray(gradient_photo(90, 120, seed=3)).convert("L"))
+    src = tmp_path / "gray.png"
+    Image.fromarray(gray).save(src)
+    code, err = tinct(capsys, "colorize", src, "-o", tmp_path / "auto.png")  # makes the cached copy if missing
+    assert code == 0, err
+    exports = list((Path(os.environ["TINCT_CACHE"]) / "onnx").glob("default-*.onnx"))
+    assert len(exports) == 1, exports
+    code, err = tinct(capsys, "colorize", src, "-o", tmp_path / "torch.png", "--backend", "torch")
+    assert code == 0, err
+    auto, by_torch = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("auto.png", "torch.png"))
+    assert np.abs(auto - by_torch).max() <= 1 and (auto != by_torch).mean() < 0.01
+    assert np.hypot(*(color.rgb_to_lab(auto / 255.0)[..., 1:].transpose(2, 0, 1))).mean() > 1
+    # a new process with the copy in the cache: file to file, and torch never imported
+    run = subprocess.run([sys.executable, "-c", IN_FRESH_PROCESS, "colorize", str(src), "-o", str(tmp_path / "new.png")],
+                         capture_output=True, text=True, env=os.environ, timeout=300)
+    assert "exit 0 torch imported False" in run.stdout, run.stdout + run.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "new.png")), np.asarray(Image.open(tmp_path / "auto.png")))
+
+
+def test_auto_backend_uses_torch_where_the_run_needs_it(tmp_path, tiny_model_path):
+    from tinct.onnxrt import OnnxModel, load_backend
+    assert isinstance(load_backend("auto", None, network_only=True), OnnxModel)
+    for model, network_only in ((None, False), (tiny_model_path, True)):  # hints, decoding, ...; a user's own file
+        assert isinstance(load_backend("auto", model, network_only=network_only), torch.nn.Module)
+    assert not list((Path(os.environ["TINCT_CACHE"]) / "onnx").glob("tiny*"))  # nothing exported for a user file
+
+
+def test_a_model_that_does_not_export_runs_in_torch_and_is_not_tried_again(tmp_path, monkeypatch):
+    from tinct import onnxrt
+    from tinct.weights import WEIGHTS_DIR
+    monkeypatch.setenv("TINCT_CACHE", str(tmp_path / "cache"))
+    tries = []
+
+    def unsupported(model, dest):
+        tries.append(dest)
+        raise RuntimeError("Exporting the operator 'aten::something' to ONNX is not supported")
+    monkeypatch.setattr(onnxrt, "export_onnx", unsupported)
+    default = WEIGHTS_DIR / "default.safetensors"
+    assert onnxrt.cached_export(default) is None and onnxrt.cached_export(default) is None
+    assert len(tries) == 1
+    assert not list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert isinstance(onnxrt.load_backend("auto", None, network_only=True), torch.nn.Module)
+
+
 # --------------------------------------------------------------- distributed ---
 @pytest.mark.parametrize("world", [1, 2, 3, 5])
 def test_shards_cover_every_item_exactly_once(world):

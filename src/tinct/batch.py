@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .data import IMAGE_EXTENSIONS
+from .io import IMAGE_EXTENSIONS
 from .errors import InputFailed, OptionError, TinctError
 from .io import DEFAULT_MAX_PIXELS, SAVE_FORMATS, refuse_overwriting_input, remove_stale_parts
 from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions, colorize_file
@@ -58,7 +58,7 @@ class ColorizeConfig:
     inputs: list[str] = field(default_factory=list)   # photos, folders, films, numbered frames
     out: str = "colorized"                            # output file (one input) or folder, film or frame pattern
     model: str | None = None           # shipped name or model file (None: the shipped default)
-    backend: str = "torch"             # "onnx": run an exported ``model`` with onnxruntime
+    backend: str = "auto"              # "torch"; "onnx": an exported ``model``; "auto": see ``onnxrt.load_backend``
     trust_pickle: bool = False
     render_factor: int = DEFAULT_RENDER_FACTOR
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -230,7 +230,10 @@ def run_colorize(cfg: ColorizeConfig) -> RunResult:
     net = None
     if guided is None or guided.method is None:  # levin, transfer, welsh and deep-colorization need no network
         from .onnxrt import load_backend
-        net = load_backend(cfg.backend, cfg.model, trust_pickle=cfg.trust_pickle, device=device)
+        network_only = not (film or cfg.guided or cfg.restore or cfg.samples is not None
+                            or cfg.temperature is not None or cfg.prior_correction is not None)
+        net = load_backend(cfg.backend, cfg.model, trust_pickle=cfg.trust_pickle, device=device,
+                           network_only=network_only)
         if cfg.hints is not None:
             from .hints import check_takes_hints
             check_takes_hints(net, cfg.model)

@@ -81,8 +81,10 @@ def models_cmd(family):
                    "grayer; default: the model's own (see README).")
 @click.option("--samples", type=click.IntRange(1), default=None,
               help="Write K different colorizations NAME_0 .. NAME_{K-1} (models with noise inputs: dcgan).")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
-              help="onnx: run --model FILE.onnx (from `tinct export`) with onnxruntime (pip install 'tinct[onnx]').")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="auto: a shipped model runs in onnxruntime (exported once into the cache; starts without "
+                   "torch) unless the run needs torch (hints, films, --restore, ...); torch: always torch; "
+                   "onnx: run --model FILE.onnx (from `tinct export`).")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: this process colorizes its share of the files (file i to rank i % world).")
 @click.option("--temporal", type=click.FloatRange(0, 1), default=None,

@@ -8,11 +8,12 @@ channel-last arrays ``(..., 3)`` and torch functions over channel-first batches
 
 Out-of-gamut Lab never yields NaN: the XYZ values are clamped at zero before the
 sRGB companding and the result is clipped to [0, 1].
+
+torch is imported by the torch functions only: a photo colorized through onnxruntime never loads it (2 s).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 # D65 reference white (the one scikit-image uses).
 WHITE_D65 = (0.95047, 1.0, 1.08883)
@@ -48,8 +49,13 @@ def _f(t):
 
 
 def _f_inv(t):
-    t3 = t * t * t  # not t ** 3: np.power is several times slower, and fullres calls this per pixel
-    return np.where(t3 > _EPS, t3, (116.0 * t - 16.0) / _KAPPA)
+    t = np.asarray(t)
+    t3 = np.multiply(t, t, out=np.empty_like(t))  # not t ** 3: np.power is several times slower, and fullres
+    t3 *= t                                       # calls this per pixel (in place: no temporaries)
+    dark = t3 <= _EPS  # the linear segment (L below 8): few pixels, so computed for those alone
+    if dark.any():
+        t3[dark] = (116.0 * t[dark] - 16.0) / _KAPPA
+    return t3
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -100,16 +106,19 @@ def yuv_to_rgb(yuv: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------- torch ---
 def _t(m: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    import torch
     return torch.as_tensor(m, dtype=like.dtype, device=like.device)
 
 
 def _apply(m: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     """Multiply each pixel of ``x`` (B, 3, H, W) by the 3x3 matrix ``m``."""
+    import torch
     return torch.einsum("ij,bjhw->bihw", _t(m, x), x)
 
 
 def rgb_to_lab_t(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB ``(B, 3, H, W)`` in [0, 1] -> Lab ``(B, 3, H, W)``; differentiable."""
+    import torch
     lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
     xyz = _apply(RGB_TO_XYZ, lin) / _t(np.array(WHITE_D65), rgb).view(1, 3, 1, 1)
     f = torch.where(xyz > _EPS, xyz.clamp_min(_EPS) ** (1.0 / 3.0), (_KAPPA * xyz + 16.0) / 116.0)
@@ -121,6 +130,7 @@ def rgb_to_lab_t(rgb: torch.Tensor) -> torch.Tensor:
 
 def lab_to_rgb_t(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """Lab ``(B, 3, H, W)`` -> sRGB ``(B, 3, H, W)``, clipped to [0, 1] unless ``clip=False``."""
+    import torch
     fy = (lab[:, 0:1] + 16.0) / 116.0
     f = torch.cat([fy + lab[:, 1:2] / 500.0, fy, fy - lab[:, 2:3] / 200.0], dim=1)
     xyz = torch.where(f ** 3 > _EPS, f ** 3, (116.0 * f - 16.0) / _KAPPA)
@@ -135,6 +145,7 @@ def luminance_to_gray_t(L: torch.Tensor) -> torch.Tensor:
 
     Exact: the gray photo R = G = B = this value has Lab (L, 0, 0). Differentiable.
     """
+    import torch
     fy = (L + 16.0) / 116.0
     y = torch.where(fy ** 3 > _EPS, fy ** 3, (116.0 * fy - 16.0) / _KAPPA).clamp(0.0, 1.0)
     return torch.where(y > 0.0031308, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * y)
@@ -157,6 +168,7 @@ def clamp_ab_to_gamut(L: torch.Tensor, ab: torch.Tensor, iterations: int = 8) ->
     RGB instead would change the luminance; scaling ab keeps L and hue. Only
     out-of-gamut pixels are searched (bisection on the chroma scale).
     """
+    import torch
     def in_gamut(scale):
         rgb = lab_to_rgb_t(torch.cat([L, ab * scale], 1), clip=False)
         return ((rgb >= -1e-3) & (rgb <= 1 + 1e-3)).all(dim=1, keepdim=True)

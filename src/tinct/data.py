@@ -23,15 +23,7 @@ from tqdm import tqdm
 
 from .color import rgb_to_lab_t
 from .errors import TinctError
-from .io import atomic_path, upright
-
-def default_cache_dir() -> Path:
-    """Where decoded photo caches and converted weights go: ``$TINCT_CACHE`` or ``~/.cache/tinct``."""
-    return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct"))
-
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
-
+from .io import IMAGE_EXTENSIONS, atomic_path, upright
 
 def find_images(*dirs: str | os.PathLike) -> list[Path]:
     """All image files under the given folders (recursive), sorted for determinism."""

@@ -24,6 +24,12 @@ from .errors import TinctError
 from .fullres import luminance_of
 
 DEFAULT_MAX_PIXELS = 200_000_000  # 200 MP: larger scans are refused before decoding
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}  # photos a folder run takes
+
+
+def default_cache_dir() -> Path:
+    """Where decoded photo caches, converted weights and ONNX copies go: ``$TINCT_CACHE`` or ``~/.cache/tinct``."""
+    return Path(os.environ.get("TINCT_CACHE", Path.home() / ".cache" / "tinct"))
 
 # one-line notes on stderr (the logging module's last-resort handler prints just the message)
 _log = logging.getLogger("tinct")

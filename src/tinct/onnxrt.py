@@ -7,22 +7,36 @@ the final bilinear upsampling are inside the graph. B, H and W are dynamic (H
 and W multiples of the model's stride, as for torch). The file's metadata holds
 the tinct header (model name, config, stride), so the runtime needs nothing else.
 
-Needs the ``onnx`` extra (``pip install tinct[onnx]``): ``onnx`` to write the
-metadata, ``onnxruntime`` to run and to check the export.
+Needs ``onnx`` to write the metadata and ``onnxruntime`` to run and to check the export (both installed
+with tinct; ``pip install tinct[onnx]`` names them).
+
+``tinct colorize`` runs a shipped model through onnxruntime by itself (``--backend auto``, the default): its
+export is made once, on first use, into the cache (``cached_export``), and from then on a photo goes from
+file to file without importing torch (whose import alone takes 2 s). This module imports torch only to
+export and to check.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import TinctError
-from .io import atomic_path
-from .models.base import ColorModel
+from .fullres import default_workers
+from .io import atomic_path, default_cache_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models.base import ColorModel
+
+_log = logging.getLogger("tinct")
 
 OPSET = 17
 EXPORT_TOLERANCE = 1e-3  # max |ab_onnx - ab_torch| in Lab units accepted by the export check
@@ -35,18 +49,22 @@ def _need(module: str):
         raise TinctError(f"the ONNX backend needs the '{module}' package: pip install 'tinct[onnx]'") from None
 
 
-class _ABOnly(torch.nn.Module):
+def _ab_only(model: ColorModel) -> torch.nn.Module:
     """The model with one output, ``ab``: what the exported graph computes."""
+    import torch
 
-    def __init__(self, model: ColorModel):
-        super().__init__()
-        self.model = model
+    class ABOnly(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
 
-    def forward(self, L, hints=None):
-        return self.model(L, hints)["ab"]
+        def forward(self, L, hints=None):
+            return self.model(L, hints)["ab"]
+    return ABOnly()
 
 
 def _sample(model: ColorModel, h: int, w: int, seed: int = 0):
+    import torch
     g = torch.Generator().manual_seed(seed)
     L = torch.rand(1, 1, h, w, generator=g) * 100
     if not model.config.hint_channels:
@@ -64,6 +82,7 @@ def export_onnx(model: ColorModel, dest: str | os.PathLike, opset: int = OPSET) 
     input of another size than the traced one (that is the dynamic-shape check);
     a difference above ``EXPORT_TOLERANCE`` is an error and nothing is written.
     """
+    import torch
     onnx = _need("onnx")
     dest = Path(dest)
     model = model.cpu().eval()
@@ -81,7 +100,7 @@ def export_onnx(model: ColorModel, dest: str | os.PathLike, opset: int = OPSET) 
         # the tracer warns about the Python size checks in forward, which are the same for every input
         warnings.simplefilter("ignore")
         # eval() on the wrapper too: the exporter restores the wrapper's mode recursively afterwards
-        torch.onnx.export(_ABOnly(model).eval(), args, tmp, dynamo=False, input_names=names, output_names=["ab"],
+        torch.onnx.export(_ab_only(model).eval(), args, tmp, dynamo=False, input_names=names, output_names=["ab"],
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
         proto = onnx.load(tmp)
         for k, v in meta.items():
@@ -99,6 +118,7 @@ def _config_dict(model: ColorModel) -> dict:
 
 def _check(model: ColorModel, path: str) -> float:
     s = model.stride
+    import torch
     args = _sample(model, max(2, 96 // s) * s, max(4, 160 // s) * s, seed=1)  # not the traced size
     with torch.no_grad():
         want = model(*args)["ab"].numpy()
@@ -112,10 +132,9 @@ def _check(model: ColorModel, path: str) -> float:
 class OnnxModel:
     """An exported model run by onnxruntime, callable like a ``ColorModel`` (``model(L, hints)["ab"]``).
 
-    ``pipeline.predict_ab`` and ``batch.colorize_paths`` take it as they take a torch model.
+    ``pipeline.predict_ab`` and ``batch.colorize_paths`` take it as they take a torch model;
+    ``predict`` is the same on NumPy arrays, without torch.
     """
-
-    device = torch.device("cpu")
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         ort = _need("onnxruntime")
@@ -123,8 +142,10 @@ class OnnxModel:
         if not path.is_file():
             raise TinctError(f"{path}: no such ONNX file")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.intra_op_num_threads = threads or default_workers()
         opts.log_severity_level = 3  # errors only: a run prints nothing of onnxruntime's
+        # its threads sleep when done instead of spinning: the full-resolution work that follows needs the cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types for corrupt or foreign files
@@ -138,22 +159,69 @@ class OnnxModel:
         self.hint_channels = int(meta.get("hint_channels", "0"))
         self._inputs = [i.name for i in self.session.get_inputs()]
 
+    @property
+    def device(self) -> torch.device:
+        import torch
+        return torch.device("cpu")
+
     def eval(self) -> OnnxModel:
         return self
 
-    def __call__(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
-        feed = {"L": np.ascontiguousarray(L.detach().cpu().numpy(), dtype=np.float32)}
+    def predict(self, L: np.ndarray, hints: np.ndarray | None = None) -> np.ndarray:
+        """``L`` ``(B, 1, h, w)`` in [0, 100] (``hints`` ``(B, 3, h, w)`` or None: no points) -> ab ``(B, 2, h, w)``."""
+        feed = {"L": np.ascontiguousarray(L, dtype=np.float32)}
         if "hints" in self._inputs:
-            if hints is None:
-                hints = torch.zeros(L.shape[0], 3, *L.shape[-2:])
-            feed["hints"] = np.ascontiguousarray(hints.detach().cpu().numpy(), dtype=np.float32)
+            hints = np.zeros((L.shape[0], 3, *L.shape[-2:]), np.float32) if hints is None else hints
+            feed["hints"] = np.ascontiguousarray(hints, dtype=np.float32)
         (ab,) = self.session.run(["ab"], feed)
+        return ab
+
+    def __call__(self, L: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
+        import torch
+        ab = self.predict(L.detach().cpu().numpy(), None if hints is None else hints.detach().cpu().numpy())
         return {"ab": torch.from_numpy(ab)}
 
 
+def cached_export(path: str | os.PathLike) -> Path | None:
+    """The ONNX export of the model file ``path``, made on first use into ``$TINCT_CACHE/onnx/``; None where
+    there can be none (onnx or onnxruntime missing, or the model does not export; the reason is logged once
+    and remembered beside where the file would be, so later runs do not try again).
+
+    Named by a hash of the model file's bytes: a retrained file gets its own export, and a half-written one
+    never exists (``atomic_path``).
+    """
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    dest = default_cache_dir() / "onnx" / f"{Path(path).stem}-{digest}.onnx"
+    failed = dest.with_suffix(".failed")
+    if dest.exists():
+        return dest
+    if failed.exists():
+        return None
+    try:
+        __import__("onnx"), __import__("onnxruntime")
+    except ImportError:
+        return None
+    from .weights import load_model
+    _log.warning("tinct: preparing %s for onnxruntime (once; later runs start in a fraction of the time)", path)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(load_model(path), dest)
+    except Exception as e:  # any family, any exporter failure: colorize with torch, as before
+        with atomic_path(failed) as tmp:
+            Path(tmp).write_text(f"{type(e).__name__}: {e}\n")
+        _log.warning("tinct: %s does not run in onnxruntime (%s); using torch", path, str(e).splitlines()[0][:200])
+        return None
+    return dest
+
+
 def load_backend(backend: str, model: str | os.PathLike | None, trust_pickle: bool = False,
-                 device: str | torch.device = "cpu"):
-    """The network ``tinct colorize`` runs: a torch ``ColorModel`` or an ``OnnxModel`` (``backend="onnx"``)."""
+                 device: str | torch.device = "cpu", network_only: bool = False):
+    """The network ``tinct colorize`` runs: a torch ``ColorModel`` or an ``OnnxModel``.
+
+    ``backend``: "torch"; "onnx" (``model`` is an exported file); "auto": a shipped model runs from its
+    cached ONNX export (``cached_export``) when the run is ``network_only`` (photos, on the CPU, nothing
+    asked of the model but its colors: no hints, decoding changes or samples), torch otherwise.
+    """
     is_onnx = model is not None and Path(model).suffix.lower() == ".onnx"
     if backend == "onnx":
         if not is_onnx:
@@ -161,5 +229,12 @@ def load_backend(backend: str, model: str | os.PathLike | None, trust_pickle: bo
         return OnnxModel(model)
     if is_onnx:
         raise TinctError(f"{model}: an ONNX file runs with --backend onnx")
+    from .weights import WEIGHTS_DIR, resolve_model_path
+    if backend == "auto" and network_only and str(device) == "cpu":
+        path = resolve_model_path(model)
+        if path.parent == WEIGHTS_DIR and path.suffix == ".safetensors":
+            exported = cached_export(path)
+            if exported is not None:
+                return OnnxModel(exported)
     from .weights import load_model
     return load_model(model, trust_pickle=trust_pickle, device=device)

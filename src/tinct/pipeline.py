@@ -5,6 +5,9 @@ x 16 pixels on the side of a square of the same area, DeOldify's convention);
 the predicted chroma is upsampled bilinearly and joined to the untouched
 full-resolution L, so every output has exactly the input's size and
 luminance, and the cost of the network does not grow with the photo.
+
+torch is imported where a torch network runs: a photo colorized by an ONNX export (``onnxrt.OnnxModel``)
+goes from file to file without it (its import alone takes 2 s of a photo's few).
 """
 from __future__ import annotations
 
@@ -12,16 +15,20 @@ import logging
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from . import fullres
 from .errors import TinctError
 from .io import DEFAULT_MAX_PIXELS, load_image, refuse_overwriting_input, save_image
-from .models.base import ColorModel, Decoding
+from .onnxrt import OnnxModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models.base import ColorModel, Decoding
 
 DEFAULT_RENDER_FACTOR = 10
 # The one range of the render factor, for the CLI, the Python API and the HTTP API alike (README, "Colorize").
@@ -73,7 +80,8 @@ def decoding_for(model, temperature: float | None = None, prior_correction: floa
     given = [name for name, v in (("temperature", temperature), ("prior correction", prior_correction)) if v is not None]
     if not given:
         return None
-    if not isinstance(model, torch.nn.Module):
+    from .models.base import Decoding
+    if isinstance(model, OnnxModel):
         raise TinctError(f"the {given[0]} of an ONNX export cannot change: its decoding is inside the graph")
     if getattr(model.config, "head", None) != "classification":
         raise TinctError(f"a {given[0]} applies to classification models; {model.name} regresses ab directly")
@@ -87,14 +95,26 @@ def decoding_for(model, temperature: float | None = None, prior_correction: floa
 
 def shrink_luminance(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``L`` ``(B, 1, H, W)`` -> ``(B, 1, h, w)`` bilinear, antialiased where it shrinks (no aliasing moire)."""
+    import torch.nn.functional as F
     H, W = L.shape[-2:]
     return F.interpolate(L, size=size, mode="bilinear", antialias=(size[0] < H or size[1] < W), align_corners=False)
 
 
+def working_luminance_array(L: np.ndarray, render_factor: int, stride: int) -> np.ndarray:
+    """What the network sees: ``L`` ``(H, W)`` float32 in [0, 100] -> ``(h, w)`` float32 at ``working_size``.
+
+    Pillow's bilinear resize, antialiased where it shrinks: ``shrink_luminance`` without torch (the two agree
+    within 1e-3 in L).
+    """
+    h, w = working_size(*L.shape, render_factor, stride)
+    image = Image.fromarray(np.ascontiguousarray(L, dtype=np.float32), "F")
+    return np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def working_luminance(L: np.ndarray, render_factor: int, stride: int) -> torch.Tensor:
-    """What the network sees: ``L`` ``(H, W)`` float32 in [0, 100] -> ``(1, 1, h, w)`` at ``working_size``."""
-    L_t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))[None, None]
-    return shrink_luminance(L_t, working_size(*L.shape, render_factor, stride))
+    """``working_luminance_array`` as a torch batch ``(1, 1, h, w)``."""
+    import torch
+    return torch.from_numpy(working_luminance_array(L, render_factor, stride).copy())[None, None]
 
 
 def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | None = None,
@@ -103,6 +123,7 @@ def network_ab(model: ColorModel, L_small: torch.Tensor, hints: torch.Tensor | N
 
     ``sample``: for a model with noise inputs, the seed of its noise (``--samples``); the model is not changed.
     """
+    from .models.base import Decoding
     out = model(L_small, hints) if sample is None else model(L_small, hints, seed=sample)
     ab = out["ab"] if decoding is None or decoding == Decoding() else model.decode(out["logits"], L_small.shape[-2:],
                                                                                   decoding)
@@ -120,6 +141,8 @@ def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) ->
     """
     if not bool(hints[:, -1].any()):
         return ab
+    import torch
+
     from .guided.levin import spread_point_corrections
     out = []
     for i in range(ab.shape[0]):
@@ -131,18 +154,18 @@ def take_points(L_small: torch.Tensor, ab: torch.Tensor, hints: torch.Tensor) ->
     return torch.stack(out).to(device=ab.device, dtype=ab.dtype)
 
 
-@torch.no_grad()
 def predict_ab(model: ColorModel, L: np.ndarray, render_factor: int = DEFAULT_RENDER_FACTOR,
                hints: torch.Tensor | None = None, mixed_precision: bool = True,
                decoding: Decoding | None = None, sample: int | None = None) -> torch.Tensor:
     """Chroma at working size: ``L`` ``(H, W)`` float32 in [0, 100] -> ab ``(1, 2, h, w)``."""
+    import torch
     L_small = working_luminance(L, render_factor, model.stride)
     # an onnxrt.OnnxModel is not a torch module: it has no parameters, only a device
-    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else model.device
+    device = model.device if isinstance(model, OnnxModel) else next(model.parameters()).device
     if hints is not None:
         hints = hints.to(device)
     # on a GPU, half precision (tensor cores); autocast keeps softmax, hence the annealed mean's weights, in fp32
-    with torch.autocast("cuda", dtype=torch.float16, enabled=mixed_precision and device.type == "cuda"):
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=mixed_precision and device.type == "cuda"):
         return network_ab(model, L_small.to(device), hints, decoding, sample).float().cpu()
 
 
@@ -161,8 +184,13 @@ def colorize_luminance(model: ColorModel, L: np.ndarray, options: ColorizeOption
 
 
 def predict_chroma(model: ColorModel, L: np.ndarray, options: ColorizeOptions,
-                   hints: torch.Tensor | None = None) -> torch.Tensor:
-    """``predict_ab`` with the settings of ``options`` (render factor, precision, decoding, sample)."""
+                   hints: torch.Tensor | None = None) -> torch.Tensor | np.ndarray:
+    """``predict_ab`` with the settings of ``options`` (render factor, precision, decoding, sample).
+
+    An ONNX model without hints answers in NumPy, torch never imported (``recombine`` takes either).
+    """
+    if isinstance(model, OnnxModel) and hints is None:
+        return model.predict(working_luminance_array(L, options.render_factor, model.stride)[None, None])
     return predict_ab(model, L, options.render_factor, hints, options.mixed_precision, options.decoding,
                       options.sample)
 
@@ -178,6 +206,7 @@ def colorize(image, model: ColorModel | str | os.PathLike | None = None, render_
     As ``tinct colorize``: a photo that already has color gets its own colors restored (a warning says so)
     unless ``recolor``; ``restore`` repairs scratches, dust, noise and fading first (``tinct.restore``).
     """
+    from .models.base import ColorModel
     from .restore.photo import KEPT_COLORS, prepare
     from .restore.run import RestoreOptions, image_to_photo
     from .weights import load_model

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .data import default_cache_dir
+from .io import default_cache_dir
 from .errors import TinctError
 from .io import atomic_path
 

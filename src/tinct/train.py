@@ -26,10 +26,9 @@ from tqdm import tqdm
 from . import bins, distributed
 from .checkpoint import read_checkpoint, restore_optimizers, save_checkpoint
 from .color import lab_to_rgb_t
-from .data import (ImageCache, build_cache, center_resize, default_cache_dir, find_images, random_crops,
-                   split_files, to_lab_batch)
+from .data import ImageCache, build_cache, center_resize, find_images, random_crops, split_files, to_lab_batch
 from .errors import TinctError
-from .io import atomic_path
+from .io import atomic_path, default_cache_dir
 from .metrics import mean_scores, score_image
 from .models import create_model, model_class
 from .weights import load_model, read_header, resolve_model_path, save_model

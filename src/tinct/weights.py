@@ -4,6 +4,9 @@ Header metadata (all strings, as safetensors requires):
 ``{"tinct_format": "1", "model": name, "config": JSON, "trained_on": ..., "steps": ...}``
 so ``load_model(path)`` rebuilds the network with nothing else. Pickle files
 are never unpickled unless the caller says it trusts them.
+
+Finding a model file and reading its header need no torch (``onnxrt`` runs shipped models without it);
+building the network imports torch and the model families.
 """
 from __future__ import annotations
 
@@ -11,15 +14,17 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from .errors import TinctError
 from .io import atomic_path
-from .models import create_model, list_models, model_class
-from .models.base import ColorModel
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models.base import ColorModel
 
 FORMAT_VERSION = "1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -33,6 +38,7 @@ def shipped_models() -> list[str]:
 def save_model(model: ColorModel, path: str | os.PathLike, trained_on: str = "", steps: int = 0,
                extra: dict | None = None, half: bool = False) -> None:
     """Write ``model`` with its header; ``half`` stores float tensors as float16 (rebuilt as float32 on load)."""
+    from safetensors.torch import save_file
     meta = {"tinct_format": FORMAT_VERSION, "model": model.name,
             "config": json.dumps(dataclasses.asdict(model.config)),
             "trained_on": trained_on, "steps": str(steps)}
@@ -46,7 +52,7 @@ def save_model(model: ColorModel, path: str | os.PathLike, trained_on: str = "",
 
 def read_header(path: str | os.PathLike) -> dict:
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # the header only: no tensor, no torch
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise TinctError(f"{path}: not a safetensors model file ({str(e).splitlines()[0]})") from None
@@ -61,6 +67,7 @@ def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
     if path.is_dir() and (path / "model.safetensors").exists():
         return path / "model.safetensors"
     if not path.exists():
+        from .models import list_models
         shipped = ", ".join(shipped_models()) or "none"
         if name_or_path in list_models():  # the most common mix-up: a family is something to train, not weights
             raise TinctError(f"model {name_or_path!r} is a family to train (tinct train --model {name_or_path}), "
@@ -116,6 +123,9 @@ _SAFETENSORS_FLOAT = {"F64": True, "F32": True, "F16": True, "BF16": True, "F8_E
 def _check_model(path: Path, name, config, found: dict[str, tuple[tuple[int, ...], bool]],
                  allow_missing: bool = False) -> None:
     """Validate ``name``/``config`` and the tensors ``found`` (name -> (shape, is_float)) for the model they describe."""
+    import torch
+
+    from .models import create_model, model_class
     if not isinstance(name, str):
         raise TinctError(f"{path}: model name must be a string, not {type(name).__name__}")
     if not isinstance(config, dict):
@@ -163,6 +173,7 @@ def _is_type(value, want: type) -> bool:
 
 
 def _build(path: Path, name: str, config: dict, state: dict, strict: bool = True) -> ColorModel:
+    from .models import create_model
     model = create_model(name, **config)
     try:
         model.load_state_dict(state, strict=strict)
@@ -177,6 +188,7 @@ def _first_line(e: BaseException) -> str:
 
 def _load_pickle(path: Path, device) -> ColorModel:
     """A trusted ``torch.save({"model", "config", "state_dict"})`` file, still read with ``weights_only``."""
+    import torch
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses anything but tensors and plain containers

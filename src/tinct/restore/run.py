@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..color import lab_to_rgb, rgb_to_lab
@@ -76,13 +74,14 @@ def load_restorer(name_or_path: str | os.PathLike | None = None):
     return _NETS[key]
 
 
-@torch.no_grad()
 def run_network(net, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The network on ``L`` ``(H, W)`` float32 in [0, 100] -> (restored L ``(H, W)``, damage probability ``(H, W)``).
 
     Runs on the whole photo (its global gain sees everything: no tile seams) up to ``NETWORK_PIXELS``;
     a larger scan is shrunk for the network and its correction and mask are upsampled back.
     """
+    import torch  # here, not above: `tinct colorize` loads this module for every photo, restored or not
+    import torch.nn.functional as F
     H, W = L.shape
     x = torch.from_numpy(np.ascontiguousarray(L, np.float32))[None, None]
     scale = min(1.0, (NETWORK_PIXELS / (H * W)) ** 0.5)
@@ -92,7 +91,8 @@ def run_network(net, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = net.stride
     ph, pw = (-h) % s, (-w) % s
     xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-    out = net(xp)
+    with torch.no_grad():
+        out = net(xp)
     restored = out["L"][..., :h, :w]
     prob = torch.sigmoid(out["mask_logits"][..., :h, :w])
     if scale < 1.0:

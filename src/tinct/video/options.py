@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..io import DEFAULT_MAX_PIXELS
-from ..models.base import Decoding
 from ..pipeline import DEFAULT_RENDER_FACTOR
+
+if TYPE_CHECKING:
+    from ..models.base import Decoding
 
 DEFAULT_TEMPORAL = 0.8  # weight of colors carried along the flow: an average over about 1 / (1 - 0.8) = 5 frames
 

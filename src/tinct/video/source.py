@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..color import rgb_to_luminance
-from ..data import IMAGE_EXTENSIONS
+from ..io import IMAGE_EXTENSIONS
 from ..errors import TinctError
 from ..io import load_image
 

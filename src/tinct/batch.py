@@ -24,9 +24,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .io import IMAGE_EXTENSIONS
 from .errors import InputFailed, OptionError, TinctError
-from .io import DEFAULT_MAX_PIXELS, SAVE_FORMATS, refuse_overwriting_input, remove_stale_parts
+from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, SAVE_FORMATS, refuse_overwriting_input, remove_stale_parts
 from .pipeline import DEFAULT_RENDER_FACTOR, ColorizeOptions, colorize_file
 from .video.options import DEFAULT_TEMPORAL, VideoOptions
 from .video.source import VIDEO_OUTPUT_SUFFIXES, VIDEO_SUFFIXES, is_frame_pattern, is_video_file

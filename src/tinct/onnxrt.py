@@ -117,8 +117,8 @@ def _config_dict(model: ColorModel) -> dict:
 
 
 def _check(model: ColorModel, path: str) -> float:
-    s = model.stride
     import torch
+    s = model.stride
     args = _sample(model, max(2, 96 // s) * s, max(4, 160 // s) * s, seed=1)  # not the traced size
     with torch.no_grad():
         want = model(*args)["ab"].numpy()

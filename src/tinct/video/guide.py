@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_lab
-from ..io import IMAGE_EXTENSIONS
 from ..errors import OptionError, TinctError
 from ..hints import Hints, cell_average, hints_from_points, load_hints, parse_color, read_points_json
+from ..io import IMAGE_EXTENSIONS
 from .options import TemporalOptions, VideoOptions
 from .tracks import GuidePlan, KeyPoint, plan_guidance
 

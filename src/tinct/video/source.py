@@ -18,9 +18,8 @@ import numpy as np
 from PIL import Image
 
 from ..color import rgb_to_luminance
-from ..io import IMAGE_EXTENSIONS
 from ..errors import TinctError
-from ..io import load_image
+from ..io import IMAGE_EXTENSIONS, load_image
 
 # Suffixes we read as film without looking inside (content sniffing catches the rest).
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2v", ".ts", ".m2ts",

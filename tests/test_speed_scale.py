@@ -226,6 +226,16 @@ def test_a_model_that_does_not_export_runs_in_torch_and_is_not_tried_again(tmp_p
     assert isinstance(onnxrt.load_backend("auto", None, network_only=True), torch.nn.Module)
 
 
+def test_an_unwritable_cache_means_torch_not_a_failure(tmp_path, monkeypatch):
+    from tinct import onnxrt
+    from tinct.weights import WEIGHTS_DIR
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("TINCT_CACHE", str(not_a_folder))
+    assert onnxrt.cached_export(WEIGHTS_DIR / "default.safetensors") is None
+    assert isinstance(onnxrt.load_backend("auto", None, network_only=True), torch.nn.Module)
+
+
 # --------------------------------------------------------------- distributed ---
 @pytest.mark.parametrize("world", [1, 2, 3, 5])
 def test_shards_cover_every_item_exactly_once(world):

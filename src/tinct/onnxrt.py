@@ -206,10 +206,13 @@ def cached_export(path: str | os.PathLike) -> Path | None:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         export_onnx(load_model(path), dest)
-    except Exception as e:  # any family, any exporter failure: colorize with torch, as before
-        with atomic_path(failed) as tmp:
-            Path(tmp).write_text(f"{type(e).__name__}: {e}\n")
+    except Exception as e:  # any family, any exporter failure, a cache we cannot write: colorize with torch
         _log.warning("tinct: %s does not run in onnxruntime (%s); using torch", path, str(e).splitlines()[0][:200])
+        try:
+            with atomic_path(failed) as tmp:
+                Path(tmp).write_text(f"{type(e).__name__}: {e}\n")
+        except OSError:
+            pass  # an unwritable cache: the next run tries (and says so) again
         return None
     return dest
 

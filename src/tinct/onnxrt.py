@@ -232,12 +232,11 @@ def load_backend(backend: str, model: str | os.PathLike | None, trust_pickle: bo
         return OnnxModel(model)
     if is_onnx:
         raise TinctError(f"{model}: an ONNX file runs with --backend onnx")
-    from .weights import WEIGHTS_DIR, resolve_model_path
+    from .weights import WEIGHTS_DIR, load_model, resolve_model_path
     if backend == "auto" and network_only and str(device) == "cpu":
         path = resolve_model_path(model)
         if path.parent == WEIGHTS_DIR and path.suffix == ".safetensors":
             exported = cached_export(path)
             if exported is not None:
                 return OnnxModel(exported)
-    from .weights import load_model
     return load_model(model, trust_pickle=trust_pickle, device=device)

@@ -1,6 +1,6 @@
 import csv
-import warnings
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -9,11 +9,14 @@ from safetensors import safe_open
 
 from tinct.checkpoint import read_checkpoint, restore_optimizers
 from tinct.cli import main
+from tinct.ema import WeightAverage, ema_decay
 from tinct.errors import TinctError
 from tinct.models import registry
 from tinct.models.unet import UNet
 from tinct.train import TrainConfig, Trainer, train
 from tinct.weights import load_model
+
+from .conftest import cli
 
 
 def cfg(photo_dir, out, **kw):
@@ -52,6 +55,47 @@ def test_resume_equals_uninterrupted_run(photo_dir, tmp_path):
         assert torch.equal(a[k], b[k]), k
     rows = list(csv.DictReader(open(tmp_path / "split" / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
+
+
+def test_weight_average_moves_toward_the_weights_by_one_minus_decay():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.75)
+    old = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(5, 3))  # moves the batch-norm statistics and counts a batch
+    average.update(model, step=10_000)  # late in a run: the full decay
+    for k, new in model.state_dict().items():
+        want = new if k.endswith("num_batches_tracked") else 0.75 * old[k] + 0.25 * new
+        assert torch.allclose(average.state_dict()[k], want, atol=1e-6), k
+    assert not any(p.requires_grad for p in average.module.parameters())
+    assert ema_decay(0.75, 0) == pytest.approx(0.1)  # early steps: the average follows the weights closely
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_ema_run_saves_the_average_and_resumes_exactly(photo_dir, tmp_path, capsys):
+    """--ema: model.safetensors is the average (kept in the checkpoint as ema.*, the raw weights as model.*),
+    and a run killed and resumed ends with the same average as an uninterrupted one."""
+    train(cfg(photo_dir, tmp_path / "straight", ema=0.9))
+    Trainer(cfg(photo_dir, tmp_path / "split", ema=0.9)).run(stop_at=4)  # the last checkpoint is step 3
+    train(cfg(photo_dir, tmp_path / "split", ema=0.9, resume=True))
+    a, b = weights(tmp_path / "straight" / "model.safetensors"), weights(tmp_path / "split" / "model.safetensors")
+    ckpt = weights(tmp_path / "straight" / "checkpoint.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+        assert torch.equal(a[k], ckpt[f"ema.{k}"].to(a[k].dtype)), k
+    assert any(not torch.equal(ckpt[f"ema.{k}"], ckpt[f"model.{k}"]) for k in a)  # the average is not the last step
+    # the command's flag
+    out = tmp_path / "cli"
+    assert cli("train", "--model", "unet", "--option", "base_channels=8", "--option", "depth=2", "--data", photo_dir,
+               "--out", out, "--steps", "1", "--size", "32", "--batch", "4", "--ema", "0.99") == 0
+    with safe_open(str(out / "checkpoint.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["train_config"])["ema"] == 0.99 and any(k.startswith("ema.") for k in f.keys())
+    capsys.readouterr()
+    assert cli("train", "--data", photo_dir, "--out", tmp_path / "bad", "--steps", "1", "--ema", "1") == 2
+    assert "--ema" in capsys.readouterr().err
 
 
 def test_classification_head_with_hints_trains(photo_dir, tmp_path):

@@ -3,11 +3,11 @@
 Tensors: ``model.{name}`` (the model's state dict), then per optimizer and per parameter ``i`` (counted
 over its parameter groups in order) ``{prefix}{i}.exp_avg``, ``.exp_avg_sq`` and ``.step``, where the
 prefix is ``optim.`` for a model's one optimizer (named ``""``) and ``optim.{name}.`` for named ones
-(the GANs' ``generator`` and ``critic``). Metadata (strings): ``tinct_format``, ``model`` (family),
+(the GANs' ``generator`` and ``critic``); with ``--ema``, ``ema.{name}``, the averaged weights (``ema.py``). Metadata (strings): ``tinct_format``, ``model`` (family),
 ``config`` (JSON), ``step`` and ``train_config`` (JSON of the run's ``TrainConfig``).
 
 Nothing is pickled, so a checkpoint is as safe to open as a model file; ``--resume`` reads it back and
-continues with the same weights, moments and step, which makes a resumed run equal an uninterrupted one.
+continues with the same weights, moments, average and step, which makes a resumed run equal an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ def _params(optim: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
 
 
 def save_checkpoint(path: str | os.PathLike, model: ColorModel, optimizers: dict[str, torch.optim.Optimizer],
-                    step: int, train_config: dict) -> None:
-    """Write the checkpoint at ``path`` atomically (a kill leaves the previous one whole)."""
+                    step: int, train_config: dict, average: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the checkpoint at ``path`` atomically (a kill leaves the previous one whole); ``average``: the
+    state dict of the weights' moving average, if the run keeps one."""
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in (average or {}).items()})
     for name, optim in optimizers.items():
         prefix = _prefix(name)
         for i, p in enumerate(_params(optim)):
@@ -53,13 +55,14 @@ def save_checkpoint(path: str | os.PathLike, model: ColorModel, optimizers: dict
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[ColorModel, int, dict[str, torch.Tensor]]:
-    """(the model with its weights, the step, the optimizer tensors for ``restore_optimizers``)."""
+    """(the model with its weights, the step, the rest: optimizer tensors for ``restore_optimizers``, and the
+    average's ``ema.*`` if the run keeps one)."""
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model = create_model(meta["model"], **json.loads(meta["config"]))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    return model, int(meta["step"]), {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    return model, int(meta["step"]), {k: v for k, v in tensors.items() if not k.startswith("model.")}
 
 
 def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], flat: dict[str, torch.Tensor]) -> None:

@@ -214,9 +214,12 @@ def plan_or_fail(inputs, out):
               help="Models that take color points: share of training photos given simulated points.")
 @click.option("--distributed", is_flag=True,
               help="Under torchrun: DDP over all processes (--batch is per process); rank 0 writes the run.")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Validate and save a moving average of the weights with this decay (e.g. 0.998), steadier "
+                   "than the last step's weights; 0 = off.")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
               val_every, warmup, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
-              options=(), hint_probability=0.5, distributed=False):
+              options=(), hint_probability=0.5, distributed=False, ema=0.0):
     """Train a colorization model on folders of color photos."""
     from .train import TrainConfig, train
     from .zoo_options import parse_options
@@ -228,7 +231,7 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
                       epochs=epochs, size=size, batch=batch, lr=lr, init=init, resume=resume, seed=seed,
                       warmup=warmup, val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
                       schedule=schedule, backbone_weights=backbone_weights, hint_probability=hint_probability,
-                      distributed=distributed)
+                      distributed=distributed, ema=ema)
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0" or not distributed:
         click.echo(f"wrote {path}")

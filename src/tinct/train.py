@@ -27,6 +27,7 @@ from . import bins, distributed
 from .checkpoint import read_checkpoint, restore_optimizers, save_checkpoint
 from .color import lab_to_rgb_t
 from .data import ImageCache, build_cache, center_resize, find_images, random_crops, split_files, to_lab_batch
+from .ema import WeightAverage
 from .errors import TinctError
 from .io import atomic_path, default_cache_dir
 from .metrics import mean_scores, score_image
@@ -63,6 +64,7 @@ class TrainConfig:
     init: str | None = None           # start from these weights (fine-tune / continue a shipped model)
     backbone_weights: str | None = None  # encoder-decoder: pretrained backbone state dict (safetensors)
     schedule: str = "standard"        # GAN families: "standard" or "nogan" (models/adversarial.py)
+    ema: float = 0.0                  # > 0: validate and save a moving average of the weights with this decay (ema.py)
     resume: bool = False
     distributed: bool = False         # under torchrun: DDP, batches sharded by rank, rank 0 writes
     threads: int | None = None
@@ -184,9 +186,9 @@ class Trainer:
 
     def _prepare_model(self):
         cfg = self.cfg
-        self.step, optim_state = 0, None
+        self.step, saved_state = 0, None
         if self._resuming():
-            self.model, self.step, optim_state = read_checkpoint(self.ckpt_path)
+            self.model, self.step, saved_state = read_checkpoint(self.ckpt_path)
         elif cfg.init:
             self.model = self._init_model()
             if cfg.backbone_weights:  # an encoder the options added (grown) starts from pretrained weights
@@ -199,10 +201,14 @@ class Trainer:
             if cfg.backbone_weights:
                 self.model.load_backbone(cfg.backbone_weights)
         self.model.train().to(self.ctx.device)
+        self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # copied before DDP wraps the model
+        saved_average = {k[len("ema."):]: v for k, v in (saved_state or {}).items() if k.startswith("ema.")}
+        if self.average and saved_average:  # a run resumed without its average (started without --ema) starts one
+            self.average.load_state_dict(saved_average)
         self.loss_fn = distributed.wrap_losses(self.model, self.ctx)
         self.optims = self.model.optimizers(cfg, self.total_steps)
-        if optim_state:
-            restore_optimizers(self.optims, optim_state)
+        if saved_state:
+            restore_optimizers(self.optims, saved_state)
         self._epoch_cache = (-1, None)
         self._saved_at = None
 
@@ -265,6 +271,8 @@ class Trainer:
             lr = self.set_learning_rate()
             batch = distributed.to_device(self.batch(self.step), self.ctx.device)
             losses = self.model.train_step(batch, self.step, self.optims, self.loss_fn)
+            if self.average:
+                self.average.update(self.model, self.step)
             self.step += 1
             seen += batch[0].shape[0] * self.ctx.world
             loss = float(losses["loss"].detach())
@@ -281,7 +289,7 @@ class Trainer:
             if self.step % cfg.checkpoint_every == 0 or last:
                 self.save()
             if self.model.snapshot_due(self.step):
-                save_model(self.model, self.out / "snapshots" / f"step_{self.step:06d}.safetensors",
+                save_model(self.result_model, self.out / "snapshots" / f"step_{self.step:06d}.safetensors",
                            trained_on=self._trained_on(), steps=self.step)
         bar.close()
         if self.step >= self.total_steps:
@@ -298,15 +306,21 @@ class Trainer:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
+    @property
+    def result_model(self):
+        """The weights this run delivers (validated, saved, shipped): the moving average with ``--ema``."""
+        return self.average.module if self.average else self.model
+
     # ---------------------------------------------------------- validation ---
     @torch.no_grad()
     def validate(self) -> dict:
         if not self.ctx.main:
             return {}
-        self.model.eval()
+        model = self.result_model
+        model.eval()
         rgb = center_resize(torch.from_numpy(np.array(self.val_data.images)), self.cfg.size)  # a writable copy
-        if hasattr(self.model, "validation_scores"):  # restoration: its own scores, no colors to score
-            scores = self.model.validation_scores(rgb)
+        if hasattr(model, "validation_scores"):  # restoration: its own scores, no colors to score
+            scores = model.validation_scores(rgb)
             self.model.train()
             return scores
         scores, preds = [], []
@@ -314,8 +328,8 @@ class Trainer:
             L, ab = to_lab_batch(rgb[i:i + 32])
             dev = self.ctx.device
             with torch.no_grad():
-                out = self.model(L.to(dev))
-                losses = self.model.losses(out, ab.to(dev))
+                out = model(L.to(dev))
+                losses = model.losses(out, ab.to(dev))
             out = {"ab": out["ab"].float().cpu()}
             pred = lab_to_rgb_t(torch.cat([L, out["ab"]], 1))
             pred_u8 = (pred * 255).round().byte().permute(0, 2, 3, 1).numpy()
@@ -388,8 +402,9 @@ class Trainer:
         if not self.ctx.main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(self.ckpt_path, self.model, self.optims, self.step, dataclasses.asdict(self.cfg))
-        save_model(self.model, self.out / "model.safetensors", trained_on=self._trained_on(), steps=self.step,
+        save_checkpoint(self.ckpt_path, self.model, self.optims, self.step, dataclasses.asdict(self.cfg),
+                        average=self.average.state_dict() if self.average else None)
+        save_model(self.result_model, self.out / "model.safetensors", trained_on=self._trained_on(), steps=self.step,
                    extra={"ab_hist": json.dumps(self.ab_hist.astype(int).tolist())})
 
 

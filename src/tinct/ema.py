@@ -1,0 +1,45 @@
+"""An exponential moving average of a model's weights (``tinct train --ema DECAY``).
+
+On a small batch the weights wander from step to step, and a checkpoint is one draw from that wander: on our
+2-core CPU, snapshots 125 steps apart scored a photo's AuC anywhere from 1 point below gray to 1.5 above. The
+average over the last few hundred steps is steadier, and usually better (Polyak averaging; timm's ``ModelEmaV3``).
+The run still trains the raw weights; the average is what it validates and writes as ``model.safetensors``.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The decay at ``step``: ``decay``, but at most ``(1 + step) / (10 + step)``, so early on the average
+    follows the weights closely instead of holding on to where they started."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+class WeightAverage:
+    """A frozen copy of ``model`` whose floating-point state (parameters and batch-norm statistics) moves toward
+    the model's by ``1 - decay`` at each ``update``; integer buffers (batch counts) are copied."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must lie strictly between 0 and 1, got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        """Move the average toward ``model``'s weights after step ``step`` (steps counted from 0)."""
+        weight = 1.0 - ema_decay(self.decay, step)
+        for avg, new in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(new.to(avg.dtype), weight)
+            else:
+                avg.copy_(new)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.module.load_state_dict(state)

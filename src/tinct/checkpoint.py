@@ -3,8 +3,9 @@
 Tensors: ``model.{name}`` (the model's state dict), then per optimizer and per parameter ``i`` (counted
 over its parameter groups in order) ``{prefix}{i}.exp_avg``, ``.exp_avg_sq`` and ``.step``, where the
 prefix is ``optim.`` for a model's one optimizer (named ``""``) and ``optim.{name}.`` for named ones
-(the GANs' ``generator`` and ``critic``); with ``--ema``, ``ema.{name}``, the averaged weights (``ema.py``). Metadata (strings): ``tinct_format``, ``model`` (family),
-``config`` (JSON), ``step`` and ``train_config`` (JSON of the run's ``TrainConfig``).
+(the GANs' ``generator`` and ``critic``); with ``--ema``, ``ema.{name}``: the weights' moving average
+(``ema.py``). Metadata (strings): ``tinct_format``, ``model`` (family), ``config`` (JSON), ``step`` and
+``train_config`` (JSON of the run's ``TrainConfig``).
 
 Nothing is pickled, so a checkpoint is as safe to open as a model file; ``--resume`` reads it back and
 continues with the same weights, moments, average and step, which makes a resumed run equal an uninterrupted one.

@@ -1,9 +1,10 @@
 """An exponential moving average of a model's weights (``tinct train --ema DECAY``).
 
-On a small batch the weights wander from step to step, and a checkpoint is one draw from that wander: on our
-2-core CPU, snapshots 125 steps apart scored a photo's AuC anywhere from 1 point below gray to 1.5 above. The
-average over the last few hundred steps is steadier, and usually better (Polyak averaging; timm's ``ModelEmaV3``).
-The run still trains the raw weights; the average is what it validates and writes as ``model.safetensors``.
+On a small batch the weights wander from step to step, and a checkpoint is one draw from that wander: checkpoints
+of the default's training 125 steps apart scored one photo's AuC anywhere from 1 point below gray to 1.5 above.
+The average over the last few hundred steps (Polyak averaging; timm's ``ModelEmaV3``) swung half as much there, and
+scored as well as the last step's weights on val500 (``bench/results/default_semantic.md``, session 10). The run
+still trains the raw weights; the average is what it validates and writes as ``model.safetensors``.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ the learning rate, logs the losses the model names, validates and checkpoints (`
 Determinism makes resume exact without pickling anything: the photos of step
 ``s`` come from a permutation seeded by (seed, epoch) and its crops from a
 generator seeded by (seed, s). A checkpoint is one safetensors file with the
-weights, the Adam moments and the step; ``--resume`` continues from it and ends
-with the same weights as an uninterrupted run.
+weights, the Adam moments, the step (and with ``--ema`` the weights' average);
+``--resume`` continues from it and ends with the same weights as an uninterrupted run.
 """
 from __future__ import annotations
 

@@ -6,7 +6,9 @@
 # another training run). Session 7 fitted a tone stage onto it (scripts/fit_restore_tone.py, out
 # runs/restore-tone/model.safetensors) and trained 1,500 more steps around it with
 # INIT=runs/restore-tone/model.safetensors OUT=runs/restore3 STEPS=1500 THREADS=1, then 1,500 more with
-# INIT=runs/restore3/model.safetensors OUT=runs/restore4: the shipped file has 7,100 steps.
+# INIT=runs/restore3/model.safetensors OUT=runs/restore4, and session 10 1,500 more with
+# INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore5 STEPS=1500 THREADS=2 (10 min on the idle
+# 2-core CPU): the shipped file has 8,600 steps.
 # Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}

@@ -6,9 +6,9 @@
 # another training run). Session 7 fitted a tone stage onto it (scripts/fit_restore_tone.py, out
 # runs/restore-tone/model.safetensors) and trained 1,500 more steps around it with
 # INIT=runs/restore-tone/model.safetensors OUT=runs/restore3 STEPS=1500 THREADS=1, then 1,500 more with
-# INIT=runs/restore3/model.safetensors OUT=runs/restore4, and session 10 1,500 more with
+# INIT=runs/restore3/model.safetensors OUT=runs/restore4, and session 10 twice 1,500 more with
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore5 STEPS=1500 THREADS=2 (10 min on the idle
-# 2-core CPU): the shipped file has 8,600 steps.
+# 2-core CPU), then INIT=runs/restore5/model.safetensors OUT=runs/restore6: the shipped file has 10,100 steps.
 # Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from . import bins, distributed
-from .checkpoint import read_checkpoint, restore_optimizers, save_checkpoint
+from .checkpoint import read_checkpoint, restore_average, restore_optimizers, save_checkpoint
 from .color import lab_to_rgb_t
 from .data import ImageCache, build_cache, center_resize, find_images, random_crops, split_files, to_lab_batch
 from .ema import WeightAverage
@@ -202,9 +202,8 @@ class Trainer:
                 self.model.load_backbone(cfg.backbone_weights)
         self.model.train().to(self.ctx.device)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # copied before DDP wraps the model
-        saved_average = {k[len("ema."):]: v for k, v in (saved_state or {}).items() if k.startswith("ema.")}
-        if self.average and saved_average:  # a run resumed without its average (started without --ema) starts one
-            self.average.load_state_dict(saved_average)
+        if self.average and saved_state:  # a run started without --ema has no average saved: it starts here
+            restore_average(self.average.module, saved_state)
         self.loss_fn = distributed.wrap_losses(self.model, self.ctx)
         self.optims = self.model.optimizers(cfg, self.total_steps)
         if saved_state:

@@ -8,7 +8,8 @@
 # INIT=runs/restore-tone/model.safetensors OUT=runs/restore3 STEPS=1500 THREADS=1, then 1,500 more with
 # INIT=runs/restore3/model.safetensors OUT=runs/restore4, and session 10 twice 1,500 more with
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore5 STEPS=1500 THREADS=2 (10 min on the idle
-# 2-core CPU), then INIT=runs/restore5/model.safetensors OUT=runs/restore6: the shipped file has 10,100 steps.
+# 2-core CPU), then INIT=runs/restore5/model.safetensors OUT=runs/restore6, and session 11 1,500 more with
+# INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore7: the shipped file has 11,600 steps.
 # Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}

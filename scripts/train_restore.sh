@@ -10,13 +10,15 @@
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore5 STEPS=1500 THREADS=2 (10 min on the idle
 # 2-core CPU), then INIT=runs/restore5/model.safetensors OUT=runs/restore6, and session 11 1,500 more with
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore7: the shipped file has 11,600 steps.
-# Ship a result with scripts/ship_restore.py.
+# SIZE=128 (crops the size of bench/restore.py's photos) was tried from the 11,600-step network: mask F1 up,
+# PSNR and most kinds down (bench/results/restore.md). Ship a result with scripts/ship_restore.py.
 set -euo pipefail
 DATA=${DATA:-../shared/data/train}
 VAL=${VAL:-../shared/data/val/imagenette-val500}
 OUT=${OUT:-runs/restore}
 STEPS=${STEPS:-2000}
-args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size 96 --batch 8 --lr 1.5e-3 --warmup 100
+SIZE=${SIZE:-96}  # training crop, px
+args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size "$SIZE" --batch 8 --lr 1.5e-3 --warmup 100
       --val-every 500 --checkpoint-every 100 --seed 14 ${THREADS:+--threads "$THREADS"})
 if [ -f "$OUT/checkpoint.safetensors" ]; then
     tinct train "${args[@]}" --resume

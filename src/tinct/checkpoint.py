@@ -66,13 +66,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[ColorModel, int, dict[str,
     return model, int(meta["step"]), {k: v for k, v in tensors.items() if not k.startswith("model.")}
 
 
-def restore_average(average: torch.nn.Module, flat: dict[str, torch.Tensor]) -> bool:
+def restore_average(average: torch.nn.Module, flat: dict[str, torch.Tensor]) -> None:
     """Put the ``ema.*`` tensors ``read_checkpoint`` returned into ``average`` (the moving average's module);
-    False, ``average`` unchanged, when the checkpoint has none (its run was started without ``--ema``)."""
+    ``average`` is left unchanged when the checkpoint has none (its run was started without ``--ema``)."""
     state = {k[len("ema."):]: v for k, v in flat.items() if k.startswith("ema.")}
     if state:
         average.load_state_dict(state)
-    return bool(state)
 
 
 def restore_optimizers(optimizers: dict[str, torch.optim.Optimizer], flat: dict[str, torch.Tensor]) -> None:

@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 nice -n 19 python3 bench/restore.py                   # val500, every kind + the mix
     OMP_NUM_THREADS=1 nice -n 19 python3 bench/restore.py --limit 100 --kinds-limit 50
+    OMP_NUM_THREADS=1 python3 bench/restore.py --size 128 --thresholds 0.5 0.6 0.7 0.8   # mask threshold sweep, mix
 
 Each val photo is grayed (CIE L), shrunk to ``--size`` px on the long side, and damaged by
 ``tinct.restore.degrade`` (each kind alone, seeded per photo, and the realistic mix). Methods:
@@ -94,6 +95,27 @@ def run(files, kinds, size, net, seed_base=0, desc="") -> dict:
                     s = mask_scores(m, d.mask)
                     acc += [s["tp"], s["fp"], s["fn"]]
     return res
+
+
+def threshold_sweep(files, size, net, thresholds) -> str:
+    """The mix with the same seeds as ``run``: pooled mask precision / recall / F1 and whole-flow PSNR (the
+    network, inpainting inside ``prob > t``, non-local means) for each mask threshold ``t``; a markdown table."""
+    acc = {t: np.zeros(3) for t in thresholds}
+    psnr = {t: [] for t in thresholds}
+    for i, f in enumerate(tqdm(files, desc="thresholds", unit="img", mininterval=30)):
+        L = gray_L(f, size)
+        d = degrade(L, np.random.default_rng([0, i, 0]))
+        restored, prob = run_network(net, d.L)
+        for t in thresholds:
+            s = mask_scores(prob > t, d.mask)
+            acc[t] += [s["tp"], s["fp"], s["fn"]]
+            psnr[t].append(psnr_l(classical.denoise(classical.inpaint(restored, prob > t, "telea")), L))
+    lines = [f"Mask threshold, the realistic mix ({len(files)} photos at {size} px):", "",
+             "| p > | precision | recall | F1 | whole flow PSNR dB |", "|---|---|---|---|---|"]
+    for t in thresholds:
+        p, r, f1 = _prf(acc[t])
+        lines.append(f"| {t} | {p:.3f} | {r:.3f} | {f1:.3f} | {np.mean(psnr[t]):.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _prf(acc) -> tuple[float, float, float]:
@@ -206,6 +228,8 @@ def main():
     ap.add_argument("--out", default=str(RESULTS / "restore.md"))
     ap.add_argument("--no-pictures", action="store_true")
     ap.add_argument("--pictures-only", action="store_true", help="only the three pictures (no scores)")
+    ap.add_argument("--thresholds", type=float, nargs="+", default=None,
+                    help="only a sweep of the mask threshold on the mix (printed, nothing written)")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -218,6 +242,9 @@ def main():
         return
     t0 = time.time()
     mix_files = files[:: max(1, len(files) // args.limit)][: args.limit] if args.limit else files
+    if args.thresholds:
+        print(threshold_sweep(mix_files, args.size, net, args.thresholds))
+        return
     mix = run(mix_files, ["mix"], args.size, net, desc="mix")
     kind_files = files[:: max(1, len(files) // args.kinds_limit)][: args.kinds_limit] if args.kinds_limit else []
     per_kind = run(kind_files, ["clean", *KINDS], args.size, net, seed_base=1, desc="each kind") if kind_files else {}

@@ -9,7 +9,10 @@
 # INIT=runs/restore3/model.safetensors OUT=runs/restore4, and session 10 twice 1,500 more with
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore5 STEPS=1500 THREADS=2 (10 min on the idle
 # 2-core CPU), then INIT=runs/restore5/model.safetensors OUT=runs/restore6, and session 11 1,500 more with
-# INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore7: the shipped file has 11,600 steps.
+# INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore7, and session 12 1,500 more with the mask's loss
+# weighted twice as much: INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore10 STEPS=1500 THREADS=1 SEED=15
+# OPTIONS=mask_weight=1.0 (20 min beside a colorization run): the shipped file has 13,100 steps. A continuation keeps
+# the options of the file it starts from; OPTIONS (space-separated key=value) changes them.
 # SIZE=128 (crops the size of bench/restore.py's photos) was tried from the 11,600-step network: mask F1 up,
 # PSNR and most kinds down (bench/results/restore.md). Ship a result with scripts/ship_restore.py.
 set -euo pipefail
@@ -18,8 +21,10 @@ VAL=${VAL:-../shared/data/val/imagenette-val500}
 OUT=${OUT:-runs/restore}
 STEPS=${STEPS:-2000}
 SIZE=${SIZE:-96}  # training crop, px
+SEED=${SEED:-14}
 args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size "$SIZE" --batch 8 --lr 1.5e-3 --warmup 100
-      --val-every 500 --checkpoint-every 100 --seed 14 ${THREADS:+--threads "$THREADS"})
+      --val-every 500 --checkpoint-every 100 --seed "$SEED" ${THREADS:+--threads "$THREADS"})
+for option in ${OPTIONS:-}; do args+=(--option "$option"); done
 if [ -f "$OUT/checkpoint.safetensors" ]; then
     tinct train "${args[@]}" --resume
 elif [ -n "${INIT:-}" ]; then

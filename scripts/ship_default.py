@@ -1,7 +1,11 @@
 """Make a trained run's model file the shipped default: decoding chosen, header filled, fp16 storage.
 
     python scripts/ship_default.py RUN/model.safetensors --temperature T --prior-correction C \
-        [--out src/tinct/weights/default.safetensors]
+        [--average-with OTHER.safetensors --average-weight W] [--out src/tinct/weights/default.safetensors]
+
+``--average-with``: ship the weights ``(1 - W) x OTHER + W x RUN`` instead (both grown from one ancestor, same
+architecture; the header comes from RUN): averaging two runs' weights keeps what each got right more often
+than either alone (``bench/results/default_semantic.md``, session 12).
 
 The weights are stored as float16 (half the file; the network is rebuilt in float32 on load, and the
 colorizations differ by well under one ab unit). The header says what the model is for `tinct models`,
@@ -12,13 +16,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from tinct.ema import lerp_weights
 from tinct.models import model_class
 from tinct.weights import WEIGHTS_DIR, load_model, read_header, save_model
 
 TRAINED_ON = ("Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, Clothing Co-Parsing, "
               "Labeled Faces in the Wild (14,600 color photos)")
 DESCRIPTION = ("Automatic colorization of photos of any kind; trained on 14,600 photos (people, places, things); "
-               "takes color points. U-Net with Zhang et al.'s classification head over ab bins, and the frozen "
+               "takes color points. U-Net with Zhang et al.'s classification head over ab bins, and the "
                "features of an ImageNet-pretrained EfficientNet-Lite0 fused at its bottleneck (what things are).")
 
 
@@ -30,6 +35,8 @@ def main():
     ap.add_argument("--render-factor", type=int, default=None, help="recorded in the header's notes")
     ap.add_argument("--steps", type=int, default=None,
                     help="training steps of all stages together (default: the file's own, the last stage's)")
+    ap.add_argument("--average-with", default=None, help="another model file of the same architecture")
+    ap.add_argument("--average-weight", type=float, default=0.5, help="weight of MODEL in the average, in [0, 1]")
     ap.add_argument("--notes", default="")
     ap.add_argument("--description", default=DESCRIPTION)
     ap.add_argument("--out", default=str(WEIGHTS_DIR / "default.safetensors"))
@@ -39,6 +46,14 @@ def main():
     neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0}
     model = load_model(args.model, overrides={"temperature": args.temperature, "prior_correction": args.prior_correction,
                                               **{k: v for k, v in neutral.items() if k in options}})
+    if args.average_with:
+        if not 0.0 <= args.average_weight <= 1.0:
+            raise SystemExit(f"--average-weight must lie in [0, 1], got {args.average_weight}")
+        other = load_model(args.average_with)
+        if other.name != model.name or other.state_dict().keys() != model.state_dict().keys():
+            raise SystemExit(f"--average-with {args.average_with}: not the architecture of {args.model}")
+        lerp_weights(other, model, args.average_weight)
+        model.load_state_dict(other.state_dict())
     extra = {"description": args.description, "notes": args.notes}
     if "ab_hist" in model.meta:
         extra["ab_hist"] = model.meta["ab_hist"]

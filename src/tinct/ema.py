@@ -29,15 +29,21 @@ class WeightAverage:
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
 
-    @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
         """Move the average toward ``model``'s weights after step ``step`` (steps counted from 0)."""
-        weight = 1.0 - ema_decay(self.decay, step)
-        for avg, new in zip(self.module.state_dict().values(), model.state_dict().values()):
-            if avg.is_floating_point():
-                avg.lerp_(new.to(avg.dtype), weight)
-            else:
-                avg.copy_(new)
+        lerp_weights(self.module, model, 1.0 - ema_decay(self.decay, step))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.module.state_dict()
+
+
+@torch.no_grad()
+def lerp_weights(target: torch.nn.Module, source: torch.nn.Module, weight: float) -> None:
+    """Move ``target``'s floating-point state toward ``source``'s (same architecture) by ``weight`` in [0, 1], in
+    place; integer buffers are copied from ``source``. One step of the moving average, and, with a fixed weight,
+    the average of two runs from a common ancestor (a "model soup", Wortsman et al. 2022)."""
+    for avg, new in zip(target.state_dict().values(), source.state_dict().values()):
+        if avg.is_floating_point():
+            avg.lerp_(new.to(avg.dtype), weight)
+        else:
+            avg.copy_(new)

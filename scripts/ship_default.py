@@ -4,8 +4,8 @@
         [--average-with OTHER.safetensors --average-weight W] [--out src/tinct/weights/default.safetensors]
 
 ``--average-with``: ship the weights ``(1 - W) x OTHER + W x RUN`` instead (both grown from one ancestor, same
-architecture; the header comes from RUN): averaging two runs' weights keeps what each got right more often
-than either alone (``bench/results/default_semantic.md``, session 12).
+architecture; the header comes from RUN): the average of two runs' weights can keep part of each one's gains
+(the default since session 12 is such an average: ``bench/results/default_semantic.md``).
 
 The weights are stored as float16 (half the file; the network is rebuilt in float32 on load, and the
 colorizations differ by well under one ab unit). The header says what the model is for `tinct models`,

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from tinct.checkpoint import read_checkpoint, restore_optimizers
 from tinct.cli import main
-from tinct.ema import WeightAverage, ema_decay
+from tinct.ema import WeightAverage, ema_decay, lerp_weights
 from tinct.errors import TinctError
 from tinct.models import registry
 from tinct.models.unet import UNet
@@ -72,6 +72,19 @@ def test_weight_average_moves_toward_the_weights_by_one_minus_decay():
     assert ema_decay(0.75, 0) == pytest.approx(0.1)  # early steps: the average follows the weights closely
     with pytest.raises(ValueError, match="between 0 and 1"):
         WeightAverage(model, decay=1.0)
+
+
+def test_lerp_weights_averages_two_networks_and_copies_counts():
+    """The model soup behind the default (scripts/ship_default.py --average-with): (1 - w) a + w b."""
+    a = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    b(torch.randn(4, 3))  # b's batch-norm statistics and batch count move
+    old_a, old_b = ({k: v.clone() for k, v in m.state_dict().items()} for m in (a, b))
+    lerp_weights(a, b, 0.4)
+    for k, got in a.state_dict().items():
+        want = old_b[k] if k.endswith("num_batches_tracked") else 0.6 * old_a[k] + 0.4 * old_b[k]
+        assert torch.allclose(got, want, atol=1e-6), k
+    assert not torch.allclose(old_a["0.weight"], a.state_dict()["0.weight"])
 
 
 def test_ema_run_saves_the_average_and_resumes_exactly(photo_dir, tmp_path, capsys):

@@ -72,17 +72,22 @@ def methods(L_damaged: np.ndarray, net, with_ns: bool) -> tuple[dict, dict]:
     return out, {"model": mask, "classical top-hat": mask_classical}
 
 
+def damaged(L: np.ndarray, kind: str, photo: int, kind_index: int = 0, seed_base: int = 0) -> Degraded:
+    """``L`` damaged by ``kind`` ("clean", "mix" or one of ``KINDS``), seeded by (``seed_base``, ``photo``,
+    ``kind_index``): the photo at the same index gets the same damage in every bench that asks for it."""
+    rng = np.random.default_rng([seed_base, photo, kind_index])
+    if kind == "clean":  # no damage at all: a restorer should leave the photo alone
+        return Degraded(L.copy(), np.zeros(L.shape, bool))
+    return degrade(L, rng) if kind == "mix" else apply_kind(kind, L, rng)
+
+
 def run(files, kinds, size, net, seed_base=0, desc="") -> dict:
     """{kind: {"psnr": {method: [..]}, "ssim": {...}, "masks": {method: [pred, truth] pooled counts}}}."""
     res = {}
     for i, f in enumerate(tqdm(files, desc=desc, unit="img", mininterval=30)):
         L = gray_L(f, size)
         for k, kind in enumerate(kinds):
-            rng = np.random.default_rng([seed_base, i, k])
-            if kind == "clean":  # no damage at all: a restorer should leave the photo alone
-                d = Degraded(L.copy(), np.zeros(L.shape, bool))
-            else:
-                d = degrade(L, rng) if kind == "mix" else apply_kind(kind, L, rng)
+            d = damaged(L, kind, i, k, seed_base)
             outs, masks = methods(d.L, net, with_ns=kind == "mix")
             r = res.setdefault(kind, {"psnr": {}, "ssim": {}, "masks": {}})
             for name, pred in outs.items():
@@ -104,7 +109,7 @@ def threshold_sweep(files, size, net, thresholds) -> str:
     psnr = {t: [] for t in thresholds}
     for i, f in enumerate(tqdm(files, desc="thresholds", unit="img", mininterval=30)):
         L = gray_L(f, size)
-        d = degrade(L, np.random.default_rng([0, i, 0]))
+        d = damaged(L, "mix", i)
         restored, prob = run_network(net, d.L)
         for t in thresholds:
             s = mask_scores(prob > t, d.mask)

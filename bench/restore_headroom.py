@@ -23,10 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from restore import VAL, gray_L  # noqa: E402
+from restore import VAL, damaged, gray_L  # noqa: E402
 
 from tinct.data import find_images  # noqa: E402
-from tinct.restore.degrade import degrade  # noqa: E402
 from tinct.restore.metrics import psnr_l  # noqa: E402
 from tinct.restore.run import RestoreOptions, load_restorer, restore_luminance  # noqa: E402
 
@@ -57,7 +56,7 @@ def main():
     rows = []
     for i, f in enumerate(tqdm(sorted(find_images(VAL))[:args.limit], unit="img", mininterval=30)):
         L = gray_L(f, args.size)
-        d = degrade(L, np.random.default_rng([0, i, 0]))
+        d = damaged(L, "mix", i)
         out, _ = restore_luminance(d.L, RestoreOptions(), net)
         err = (out - L) ** 2
         rows.append([psnr_l(d.L, L), psnr_l(out, L), psnr_l(tone_oracle(out, L), L),

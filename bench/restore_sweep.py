@@ -4,10 +4,9 @@ precision / recall / F1. Run from the repository root: nice -n 10 python3 bench/
 """
 import sys, numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-from restore import gray_L, VAL
+from restore import damaged, gray_L, VAL
 from tinct.data import find_images
 from tinct.restore import classical
-from tinct.restore.degrade import degrade
 from tinct.restore.metrics import psnr_l, mask_scores
 from tinct.restore.run import load_restorer, run_network
 import torch; torch.set_num_threads(1)
@@ -18,7 +17,7 @@ def add(k, v): acc.setdefault(k, []).append(v)
 masks = {}
 for i, f in enumerate(files):
     L = gray_L(f, 160)
-    d = degrade(L, np.random.default_rng([0, i, 0]))
+    d = damaged(L, "mix", i)
     r, p = run_network(net, d.L)
     add("input", psnr_l(d.L, L)); add("model", psnr_l(r, L))
     add("levels", psnr_l(classical.levels(d.L), L))

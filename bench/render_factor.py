@@ -86,15 +86,16 @@ def decoded(model, L: np.ndarray, rf: int, decodings) -> tuple[tuple[int, int], 
     L_small = working_luminance(L, rf, model.stride)
     out = model(L_small)
     abs_, seconds = [], 0.0
+    classification = getattr(model.config, "head", None) == "classification"
     for T, c, estimator in decodings:
-        if getattr(model.config, "head", None) == "classification" and estimator == "median":
+        if not classification:
+            abs_.append(out["ab"])
+        elif estimator == "median":
             p = model.annealed_distribution(out["logits"], Decoding(T, c))
             ab = geometric_median(p, model.bin_centers)
             abs_.append(F.interpolate(ab, size=tuple(L_small.shape[-2:]), mode="bilinear", align_corners=False))
-        elif getattr(model.config, "head", None) == "classification":
-            abs_.append(model.decode(out["logits"], L_small.shape[-2:], Decoding(T, c)))
         else:
-            abs_.append(out["ab"])
+            abs_.append(model.decode(out["logits"], L_small.shape[-2:], Decoding(T, c)))
         if not seconds:
             seconds = time.perf_counter() - t0
     return tuple(L_small.shape[-2:]), abs_, seconds

@@ -223,8 +223,12 @@ def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path,
     grown = load_model(path, overrides={"semantic": "efficientnet-lite0"}, grow=True)
     assert grown.load_backbone("imagenet")[0] > 0
     L = torch.rand(1, 1, 64, 64) * 100
+    # the stride-32 map as well (semantic_deep_map): also zero-initialised, so also the file's colors at first
+    deep = load_model(path, overrides={"semantic": "efficientnet-lite0", "semantic_deep_map": True}, grow=True)
+    assert deep.load_backbone("imagenet")[0] > 0 and deep.semantic_deep.in_channels == 1280
     with torch.no_grad():
         torch.testing.assert_close(grown(L)["ab"], base(L)["ab"])
+        torch.testing.assert_close(deep(L)["ab"], base(L)["ab"])
     assert not any(p.requires_grad for p in grown.semantic.parameters())
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:

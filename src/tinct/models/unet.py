@@ -8,7 +8,8 @@ position (as Iizuka et al. 2016 fuse global features), so scene-level cues
 
 ``semantic`` (e.g. ``"efficientnet-lite0"``) adds what a network trained on 10,000 photos cannot learn, what
 things are: a frozen ImageNet classifier's encoder reads the gray photo (its RGB stem folded onto L), and its
-stride-16 map and pooled 1280-d feature join the bottleneck through zero-initialised layers (Deep Koalarization,
+stride-16 map and pooled 1280-d feature (with ``semantic_deep_map``, its stride-32 1280-d map too) join the
+bottleneck through zero-initialised layers (Deep Koalarization,
 Baldassarre et al. 2017, fuse an Inception-ResNet's feature the same way). Zero-initialised: added to a trained
 U-Net (``tinct train --init FILE --option semantic=efficientnet-lite0 --backbone-weights imagenet``) it changes
 nothing until it trains. The encoder's weights are part of the model file. By default it never trains; the
@@ -38,6 +39,7 @@ class UNetConfig(BaseConfig):
     semantic: str = ""             # "" or an EfficientNet-Lite variant: frozen ImageNet features at the bottleneck
     semantic_frozen: int = 5       # training only: the semantic encoder's lower levels (of 5) that stay frozen
     semantic_lr_scale: float = 0.1  # training only: the learning rate of its unfrozen levels, x the schedule's
+    semantic_deep_map: bool = False  # also its stride-32 1280-d map, not only that map's mean: where things are
 
 
 class DoubleConv(nn.Sequential):
@@ -81,9 +83,11 @@ class UNet(ColorModel):
             sem = self.semantic.channels
             self.semantic_map = nn.Conv2d(sem[3], widths[-1], 1)
             self.semantic_global = nn.Linear(sem[4], widths[-1])
-            for layer in (self.semantic_map, self.semantic_global):
-                nn.init.zeros_(layer.weight)
-                nn.init.zeros_(layer.bias)
+            self.semantic_deep = nn.Conv2d(sem[4], widths[-1], 1) if config.semantic_deep_map else None
+            for layer in (self.semantic_map, self.semantic_global, self.semantic_deep):
+                if layer is not None:
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
         self.dec = nn.ModuleList()
         stop = 1 if head_scale == 2 else 0
         for i in range(config.depth - 1, stop - 1, -1):
@@ -102,10 +106,14 @@ class UNet(ColorModel):
             g = self.global_mlp(x.mean(dim=(2, 3)))
             x = x + g[:, :, None, None]
         if semantic is not None:
-            m = self.semantic_map(semantic[3])
-            if m.shape[-2:] != x.shape[-2:]:
-                m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            x = x + m + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
+            maps = [self.semantic_map(semantic[3])]
+            if self.semantic_deep is not None:
+                maps.append(self.semantic_deep(semantic[4]))
+            for m in maps:
+                if m.shape[-2:] != x.shape[-2:]:
+                    m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                x = x + m
+            x = x + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
         for j, block in enumerate(self.dec):
             skip = skips[len(skips) - 2 - j]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)

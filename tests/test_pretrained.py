@@ -258,6 +258,8 @@ def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path,
     assert torch.equal(tuned["_blocks.12._bn2.running_var"], own["_blocks.12._bn2.running_var"])
     with pytest.raises(TinctError, match="semantic_frozen"):
         create_model("unet", semantic="efficientnet-lite0", semantic_frozen=6)
+    with pytest.raises(TinctError, match="semantic_deep_map"):
+        create_model("unet", semantic_deep_map=True)
     with pytest.raises(SystemExit) as exit_:  # --backbone-weights with --init and nothing that adds an encoder
         main(["train", "--init", str(path), "--backbone-weights", "imagenet", "--data", str(photos),
               "--out", str(tmp_path / "run2"), "--steps", "1"])

@@ -68,6 +68,8 @@ class UNet(ColorModel):
         self.global_mlp = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True),
                                         nn.Linear(widths[-1], widths[-1])) if config.global_context else None
         self.semantic = None
+        if config.semantic_deep_map and not config.semantic:
+            raise TinctError("semantic_deep_map adds the semantic encoder's stride-32 map: set semantic too")
         if config.semantic:
             if config.semantic not in LITE_VARIANTS:
                 raise TinctError(f"semantic must be one of {', '.join(LITE_VARIANTS)}, not {config.semantic!r}")

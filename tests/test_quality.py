@@ -60,16 +60,22 @@ def truth_of(name: str, side: int | None = None) -> np.ndarray:
     return rgb
 
 
-@pytest.fixture(scope="module")
-def margins(default_model, prior):
-    """Per photo: (model scores, gray floor scores) at the default settings, the way the CLI colorizes."""
+def photo_scores(model, options: ColorizeOptions, prior) -> dict:
+    """Per photo: (model scores, gray floor scores), colorized the way the CLI does with ``options``.
+    Also what ``bench/quality_gate.py`` prints for candidate models and decodings."""
     out = {}
     for name in PHOTOS:
         truth = truth_of(name)
         lab = rgb_to_lab(truth / 255.0)
-        rgb = colorize_luminance(default_model, lab[..., 0], ColorizeOptions())
+        rgb = colorize_luminance(model, lab[..., 0], options)
         out[name] = (score_rgb(rgb, lab, truth, prior), score_rgb(gray_rgb(lab[..., 0]), lab, truth, prior))
     return out
+
+
+@pytest.fixture(scope="module")
+def margins(default_model, prior):
+    """Per photo: (model scores, gray floor scores) at the default settings."""
+    return photo_scores(default_model, ColorizeOptions(), prior)
 
 
 def test_default_beats_the_gray_floor_on_every_photo(margins):

@@ -230,3 +230,20 @@ def test_init_applies_options_and_refuses_conflicts(photo_dir, tmp_path, capsys)
               str(tmp_path / "e"), "--steps", "1"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "conflicts with --init" in err
+
+
+def test_damage_ages_the_inputs_only_and_is_a_function_of_the_step(photo_dir, tmp_path):
+    plain = Trainer(cfg(photo_dir, tmp_path / "plain", augment_luminance=False, batch=8))
+    aged = Trainer(cfg(photo_dir, tmp_path / "aged", augment_luminance=False, batch=8, damage=1.0))
+    L0, ab0, _ = plain.batch(2)
+    L1, ab1, _ = aged.batch(2)
+    L2, ab2, _ = aged.batch(2)
+    assert torch.equal(L1, L2) and torch.equal(ab1, ab2)  # exact resume needs the same damage at the same step
+    assert torch.equal(ab0, ab1)  # the colors to learn stay the clean photo's
+    changed = (L1 - L0).abs().flatten(1).amax(1) > 1.0
+    assert bool(changed.all())  # damage=1: every input aged
+    assert float(L1.min()) >= 0.0 and float(L1.max()) <= 100.0
+    some = Trainer(cfg(photo_dir, tmp_path / "some", augment_luminance=False, batch=8, damage=0.5))
+    changed = torch.stack([((some.batch(s)[0] - plain.batch(s)[0]).abs().flatten(1).amax(1) > 1.0)
+                           for s in range(4)])
+    assert 0 < int(changed.sum()) < changed.numel()  # a share of them, not all and not none

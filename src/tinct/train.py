@@ -59,6 +59,7 @@ class TrainConfig:
     cache_size: int = 160
     min_colorfulness: float = 5.0
     augment_luminance: bool = True
+    damage: float = 0.0               # share of photos whose input L is aged like an old print (restore/degrade.py)
     hint_probability: float = 0.5     # models with hint inputs: share of photos given simulated color points
     max_hints: int = 24
     init: str | None = None           # start from these weights (fine-tune / continue a shipped model)
@@ -99,6 +100,24 @@ def augment_luminance(L: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     noisy = (torch.rand(B, 1, 1, 1, generator=g) < 0.3).float()
     sigma = torch.empty(B, 1, 1, 1).uniform_(0, 3, generator=g) * noisy
     return (L + sigma * torch.randn(L.shape, generator=g)).clamp(0, 100)
+
+
+def damage_luminance(L: torch.Tensor, g: torch.Generator, share: float) -> torch.Tensor:
+    """Age a ``share`` of the batch's inputs like old prints (scratches, dust, fading, grain: the realistic mix of
+    ``restore/degrade.py``); the targets stay the clean photo's colors.
+
+    Old scans are what users bring, and a network that has only seen clean L reads a scratch or a stain as an
+    object with a color of its own (the false blotches on studio backdrops). ``(B, 1, H, W)`` in [0, 100].
+    """
+    from .restore.degrade import degrade
+    chosen = torch.rand(L.shape[0], generator=g) < share
+    rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=g)))
+    if not bool(chosen.any()):
+        return L
+    L = L.clone()
+    for i in torch.nonzero(chosen).flatten().tolist():
+        L[i, 0] = torch.from_numpy(degrade(L[i, 0].numpy(), rng).L)
+    return L
 
 
 def simulate_hints(ab: torch.Tensor, g: torch.Generator, probability: float, max_points: int) -> torch.Tensor:
@@ -235,6 +254,8 @@ class Trainer:
         L, ab = to_lab_batch(rgb)
         if cfg.augment_luminance:
             L = augment_luminance(L, g)
+        if cfg.damage > 0:
+            L = damage_luminance(L, g, cfg.damage)
         hints = None
         if self.model.config.hint_channels:
             hints = simulate_hints(ab, g, cfg.hint_probability, cfg.max_hints)

@@ -247,3 +247,6 @@ def test_damage_ages_the_inputs_only_and_is_a_function_of_the_step(photo_dir, tm
     changed = torch.stack([((some.batch(s)[0] - plain.batch(s)[0]).abs().flatten(1).amax(1) > 1.0)
                            for s in range(4)])
     assert 0 < int(changed.sum()) < changed.numel()  # a share of them, not all and not none
+    with pytest.raises(TinctError, match="restore family damages its own"):
+        Trainer(cfg(photo_dir, tmp_path / "restorer", model="restore", model_options={"base_channels": 4, "depth": 2},
+                    damage=0.5))

@@ -219,6 +219,8 @@ class Trainer:
             self.model.fit_data(self.ab_hist)
             if cfg.backbone_weights:
                 self.model.load_backbone(cfg.backbone_weights)
+        if cfg.damage and hasattr(self.model, "training_batch"):
+            raise TinctError("--damage ages a colorizer's gray inputs; the restore family damages its own photos")
         self.model.train().to(self.ctx.device)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # copied before DDP wraps the model
         if self.average and saved_state:  # a run started without --ema has no average saved: it starts here

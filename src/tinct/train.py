@@ -154,6 +154,8 @@ class Trainer:
             raise TinctError(f"{self.out} already holds a training run; pass --resume to continue it or pick another --out")
         self.family = self._family()
         model_class(self.family).check_schedule(cfg.schedule)  # refused before any photo is read
+        if cfg.damage and hasattr(model_class(self.family), "training_batch"):
+            raise TinctError("--damage ages a colorizer's gray inputs; the restore family damages its own photos")
         self.ctx = distributed.setup(cfg.distributed)
         with distributed.main_first(self.ctx):  # rank 0 decodes the photo cache; the others then read it
             self._prepare_data()
@@ -219,8 +221,6 @@ class Trainer:
             self.model.fit_data(self.ab_hist)
             if cfg.backbone_weights:
                 self.model.load_backbone(cfg.backbone_weights)
-        if cfg.damage and hasattr(self.model, "training_batch"):
-            raise TinctError("--damage ages a colorizer's gray inputs; the restore family damages its own photos")
         self.model.train().to(self.ctx.device)
         self.average = WeightAverage(self.model, cfg.ema) if cfg.ema else None  # copied before DDP wraps the model
         if self.average and saved_state:  # a run started without --ema has no average saved: it starts here

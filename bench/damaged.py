@@ -19,6 +19,7 @@ with a color of its own. The damaged columns measure it on photos whose true col
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,15 +39,29 @@ NEUTRAL_CHROMA = 5.0
 COLUMNS = ("auc", "auc_rebal", "colorfulness_ratio", "false_chroma")
 
 
-def scores(rgb: np.ndarray, true_lab: np.ndarray, true_rgb: np.ndarray, prior: np.ndarray) -> dict[str, float]:
+@dataclass
+class Truth:
+    """What every output of one photo is scored against, computed once per photo."""
+    lab: np.ndarray          # (H, W, 3) float Lab of the clean photo
+    weights: np.ndarray      # (H, W) rebalancing weight of each pixel's true color
+    neutral: np.ndarray      # (H, W) bool, true chroma < NEUTRAL_CHROMA
+    colorfulness: float
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, prior: np.ndarray) -> "Truth":
+        lab = rgb_to_lab(rgb / 255.0)
+        return cls(lab, rebalance_pixel_weights(lab, prior), np.hypot(lab[..., 1], lab[..., 2]) < NEUTRAL_CHROMA,
+                   colorfulness(rgb))
+
+
+def scores(rgb: np.ndarray, truth: Truth) -> dict[str, float]:
     """Colors of output ``rgb`` (uint8 ``(H, W, 3)``) against the clean truth; L differences are not scored."""
     lab = rgb_to_lab(rgb / 255.0)
-    err = ab_error(lab, true_lab)
-    neutral = np.hypot(true_lab[..., 1], true_lab[..., 2]) < NEUTRAL_CHROMA
+    err = ab_error(lab, truth.lab)
     chroma = np.hypot(lab[..., 1], lab[..., 2])
-    return {"auc": auc(err), "auc_rebal": auc(err, rebalance_pixel_weights(true_lab, prior)),
-            "colorfulness": colorfulness(rgb), "colorfulness_true": colorfulness(true_rgb),
-            "false_chroma": float(chroma[neutral].mean()) if neutral.any() else float("nan")}
+    return {"auc": auc(err), "auc_rebal": auc(err, truth.weights),
+            "colorfulness": colorfulness(rgb), "colorfulness_true": truth.colorfulness,
+            "false_chroma": float(chroma[truth.neutral].mean()) if truth.neutral.any() else float("nan")}
 
 
 def main() -> None:
@@ -83,8 +98,8 @@ def main() -> None:
     rows = {name: {"clean": [], "damaged": []} for name in names}
     grid = []
     for i, (path, truth) in enumerate(color_truths(tqdm(files, desc="colorizing", unit="photo"))):
-        true_lab = rgb_to_lab(truth / 255.0)
-        clean_L = true_lab[..., 0].astype(np.float32)
+        scored = Truth.of(truth, prior)
+        clean_L = scored.lab[..., 0].astype(np.float32)
         aged_L = degrade(clean_L, np.random.default_rng(args.seed + i)).L
         tiles = [square_tile(truth, 160)]
         for kind, L in (("clean", clean_L), ("damaged", aged_L)):
@@ -95,7 +110,7 @@ def main() -> None:
                 outputs.update({f"{name} + restore": colorize_luminance(m, restored_L, o)
                                 for name, (m, o) in models.items()})
             for name, rgb in outputs.items():
-                rows[name][kind].append(scores(rgb, true_lab, truth, prior))
+                rows[name][kind].append(scores(rgb, scored))
             if kind == "damaged":
                 tiles += [square_tile(rgb, 160) for rgb in outputs.values()]
         if len(grid) < 6:

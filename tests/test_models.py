@@ -46,6 +46,29 @@ def test_hint_channels_change_the_output():
     assert not torch.allclose(a, b)
 
 
+def test_unet_self_attention_grows_as_the_identity_then_learns(tmp_path):
+    """`--init FILE --option self_attention=true`: the grown U-Net colors exactly as the file did (gamma 0), on
+    a non-square photo, and one training step moves the attention's gate and changes the colors."""
+    from tinct.weights import load_model, save_model
+    torch.manual_seed(0)
+    base = create_model("unet", base_channels=8).eval()
+    path = tmp_path / "unet.safetensors"
+    save_model(base, path)
+    grown = load_model(path, overrides={"self_attention": True}, grow=True)
+    L = torch.rand(2, 1, 48, 80) * 100
+    with torch.no_grad():
+        torch.testing.assert_close(grown(L)["ab"], base(L)["ab"])
+    grown.train()
+    opt = torch.optim.Adam(grown.attention.parameters(), lr=1e-2)
+    target = torch.full((2, 2, 48, 80), 30.0)
+    (grown(L)["ab"] - target).abs().mean().backward()
+    assert grown.attention.gamma.grad.abs().item() > 0
+    opt.step()
+    grown.eval()
+    with torch.no_grad():
+        assert not torch.allclose(grown(L)["ab"], base(L)["ab"])
+
+
 def test_unknown_model_and_option_are_clear_errors():
     with pytest.raises(TinctError, match="unknown model"):
         create_model("nope")

@@ -16,6 +16,10 @@ nothing until it trains. The encoder's weights are part of the model file. By de
 option ``semantic_frozen`` (levels frozen from the bottom, of 5) lets its upper levels adapt to colorization at
 ``semantic_lr_scale`` x the learning rate, the second stage of the usual transfer recipe. Its batch-norm statistics
 stay the pretrained ones either way: a batch of 16 crops would estimate them worse than ImageNet did.
+
+``self_attention`` puts SAGAN self-attention (Zhang et al. 2019; DeOldify's generator has it) after the
+bottleneck's fusion, at stride 16, where it is cheap: every position can take its color cue from every other
+(a wall's far side, a uniform's other sleeve), which the convolutions' receptive field reaches only weakly.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 from ..errors import TinctError
 from .backbones import BACKBONES, LITE_VARIANTS, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
+from .layers import SelfAttention
 from .registry import register
 
 
@@ -40,6 +45,7 @@ class UNetConfig(BaseConfig):
     semantic_frozen: int = 5       # training only: the semantic encoder's lower levels (of 5) that stay frozen
     semantic_lr_scale: float = 0.1  # training only: the learning rate of its unfrozen levels, x the schedule's
     semantic_deep_map: bool = False  # also its stride-32 1280-d map, not only that map's mean: where things are
+    self_attention: bool = False   # SAGAN self-attention after the bottleneck's fusion: far parts of a photo agree
 
 
 class DoubleConv(nn.Sequential):
@@ -90,6 +96,8 @@ class UNet(ColorModel):
                 if layer is not None:
                     nn.init.zeros_(layer.weight)
                     nn.init.zeros_(layer.bias)
+        # starts as the identity (gamma 0), so it can be grown onto a trained network (--init FILE --option ...)
+        self.attention = SelfAttention(widths[-1]) if config.self_attention else None
         self.dec = nn.ModuleList()
         stop = 1 if head_scale == 2 else 0
         for i in range(config.depth - 1, stop - 1, -1):
@@ -116,6 +124,8 @@ class UNet(ColorModel):
                     m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
                 x = x + m
             x = x + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
+        if self.attention is not None:
+            x = self.attention(x)
         for j, block in enumerate(self.dec):
             skip = skips[len(skips) - 2 - j]
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)

@@ -43,6 +43,8 @@ def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:
         return
     cols = [c for c in rows[0] if c not in ("step", "lr") and any(r.get(c) for r in rows)
             and all(_is_number(r[c]) for r in rows if r.get(c))]  # text columns (a GAN's phase) are not curves
+    floors = {c[:-len("_gray")]: c for c in cols if c.endswith("_gray") and c[:-len("_gray")] in cols}
+    cols = [c for c in cols if c not in floors.values()]  # a gray-input column is a reference line in its panel
     fig, axes = plt.subplots(1, len(cols), figsize=(4 * len(cols), 3.2), squeeze=False)
     for ax, col in zip(axes[0], cols):
         pts = [(int(r["step"]), float(r[col])) for r in rows if r.get(col)]
@@ -52,6 +54,10 @@ def plot_curves(metrics_csv: str | Path, dest: str | Path) -> None:
             ax.plot(xs, ys, alpha=0.25, lw=0.5)
             ys = np.convolve(ys, np.ones(k) / k, mode="same")
         ax.plot(xs, ys, marker="o" if len(xs) < 30 else None)
+        if col in floors:
+            fx, fy = zip(*[(int(r["step"]), float(r[floors[col]])) for r in rows if r.get(floors[col])])
+            ax.plot(fx, fy, ls="--", color="gray", label="gray input")
+            ax.legend(fontsize=7)
         ax.set_title(col)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

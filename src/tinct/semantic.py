@@ -99,6 +99,12 @@ def features_and_logits(net, rgbs: list[np.ndarray], batch: int = 16) -> tuple[n
     return np.concatenate(feats), np.concatenate(logits)
 
 
+def top1_accuracy(net, rgbs: np.ndarray | list[np.ndarray], labels: np.ndarray) -> float:
+    """% of uint8 RGB photos ``(N, H, W, 3)`` whose top ImageNet class is ``labels`` ``(N,)`` int (class indices)."""
+    _, logits = features_and_logits(net, list(rgbs))
+    return 100.0 * float(np.mean(logits.argmax(1) == np.asarray(labels))) if len(logits) else float("nan")
+
+
 def frechet_distance_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                                 eps: float = 1e-6) -> float:
     """Frechet distance of N(mu1, sigma1) and N(mu2, sigma2):

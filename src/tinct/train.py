@@ -55,6 +55,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     val_images: int = 100
     val_every: int = 500
+    val_semantic: bool = True         # validation top-1 of an ImageNet classifier (semantic.py), if tinct[pretrained]
     checkpoint_every: int = 250
     cache_size: int = 160
     min_colorfulness: float = 5.0
@@ -198,6 +199,7 @@ class Trainer:
         val_files = val_files[:: max(1, len(val_files) // cfg.val_images)][: cfg.val_images]
         self.val_data = build_cache(val_files, cfg.cache_size, cache_dir, cfg.min_colorfulness, cfg.workers,
                                     desc="caching validation photos") if val_files else None
+        self._semantic = None  # (classifier, labels, gray top-1): loaded at the first validation that can use it
         self.per_epoch = max(1, len(self.train_data) // (cfg.batch * self.ctx.world))  # a step uses batch x world
         if cfg.steps is None and cfg.epochs is None:
             raise TinctError("say how long to train: --steps N or --epochs N")
@@ -345,7 +347,7 @@ class Trainer:
             scores = model.validation_scores(rgb)
             self.model.train()
             return scores
-        scores, preds = [], []
+        scores, preds, grays = [], [], []
         for i in range(0, len(rgb), 32):
             L, ab = to_lab_batch(rgb[i:i + 32])
             dev = self.ctx.device
@@ -356,6 +358,8 @@ class Trainer:
             pred = lab_to_rgb_t(torch.cat([L, out["ab"]], 1))
             pred_u8 = (pred * 255).round().byte().permute(0, 2, 3, 1).numpy()
             preds.append(pred_u8)
+            grays.append((lab_to_rgb_t(torch.cat([L, torch.zeros_like(ab)], 1)) * 255).round().byte()
+                         .permute(0, 2, 3, 1).numpy())  # what the model was given, as the classifier sees it
             for j in range(len(L)):
                 true_lab = torch.cat([L[j], ab[j]]).permute(1, 2, 0).numpy()
                 pred_lab = torch.cat([L[j], out["ab"][j]]).permute(1, 2, 0).numpy()
@@ -364,19 +368,41 @@ class Trainer:
                 scores.append(s)
         self.model.train()
         mean = mean_scores(scores)
-        self._save_grid(rgb[:8].numpy(), np.concatenate(preds)[:8])
+        preds, grays = np.concatenate(preds), np.concatenate(grays)
+        self._save_grid(grays[:8], rgb[:8].numpy(), preds[:8])
         return {"val_loss": mean["val_loss"], "val_auc": mean["auc"], "val_auc_rebal": mean["auc_rebal"],
                 "val_psnr": mean["psnr"],
-                "val_colorfulness_ratio": mean["colorfulness"] / max(mean["colorfulness_true"], 1e-6)}
+                "val_colorfulness_ratio": mean["colorfulness"] / max(mean["colorfulness_true"], 1e-6),
+                **self._semantic_scores(grays, preds)}
 
-    def _save_grid(self, truth: np.ndarray, pred: np.ndarray):
+    def _semantic_scores(self, grays: np.ndarray, preds: np.ndarray) -> dict:
+        """ImageNet top-1 (%) of the colorizations and of the gray inputs, over the validation photos whose class
+        a synset id in their path names (Zhang et al.'s semantic test, as ``tinct evaluate`` reports it).
+        Empty when off, without tinct[pretrained] (said once), or when no photo's class is known."""
+        from .semantic import SEMANTIC_VARIANT, imagenet_class, load_classifier, top1_accuracy
+        if self._semantic is None:
+            self._semantic = False
+            labels = np.array([c if (c := imagenet_class(f)) is not None else -1 for f in self.val_data.files])
+            known = labels >= 0
+            if self.cfg.val_semantic and known.any():
+                try:
+                    net = load_classifier(SEMANTIC_VARIANT)
+                    self._semantic = (net, known, labels[known], top1_accuracy(net, grays[known], labels[known]))
+                except TinctError as e:  # the extra is optional: the other scores stand without it
+                    tqdm.write(f"tinct: validation top-1 skipped: {e}", file=sys.stderr)
+        if not self._semantic:
+            return {}
+        net, known, labels, gray_top1 = self._semantic
+        return {"val_top1": top1_accuracy(net, preds[known], labels), "val_top1_gray": gray_top1}
+
+    def _save_grid(self, gray: np.ndarray, truth: np.ndarray, pred: np.ndarray):
         from .report import image_grid
-        gray = np.repeat(np.asarray(truth, np.float64) @ np.array([0.299, 0.587, 0.114]), 3).reshape(truth.shape)
-        image_grid([gray.round().astype(np.uint8), truth, pred], ["gray", "truth", f"step {self.step}"],
+        image_grid([gray, truth, pred], ["gray", "truth", f"step {self.step}"],
                    self.out / "val_grid.png")
 
     # ------------------------------------------------------------- records ---
-    _FIELDS = ["step", "loss", "lr", "val_loss", "val_auc", "val_auc_rebal", "val_psnr", "val_colorfulness_ratio"]
+    _FIELDS = ["step", "loss", "lr", "val_loss", "val_auc", "val_auc_rebal", "val_psnr", "val_colorfulness_ratio",
+               "val_top1", "val_top1_gray"]
 
     @property
     def _fields(self) -> list[str]:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from tinct.color import rgb_to_lab  # noqa: E402
 from tinct.data import find_images  # noqa: E402
 from tinct.restore import classical  # noqa: E402
-from tinct.restore.degrade import KINDS, LOCAL, Degraded, apply_kind, degrade  # noqa: E402
+from tinct.restore.degrade import AGED_PRINTS, KINDS, LOCAL, Degraded, apply_kind, degrade  # noqa: E402
 from tinct.restore.metrics import mask_scores, psnr_l, ssim_l  # noqa: E402
 from tinct.restore.run import RestoreOptions, load_restorer, restore_file, run_network  # noqa: E402
 
@@ -185,6 +185,9 @@ def degradation_examples(path: Path, size: int, dest: Path):
     for s in range(2):
         imgs.append(degrade(L, np.random.default_rng([5, s])).L)
         names.append(f"mix {s + 1}")
+    for s in range(2):  # the colorizer's `tinct train --damage-mix aged`
+        imgs.append(degrade(L, np.random.default_rng([6, s]), AGED_PRINTS).L)
+        names.append(f"aged mix {s + 1}")
     from PIL import ImageDraw
     cols = 4
     rows = (len(imgs) + cols - 1) // cols

@@ -247,6 +247,12 @@ def test_damage_ages_the_inputs_only_and_is_a_function_of_the_step(photo_dir, tm
     changed = torch.stack([((some.batch(s)[0] - plain.batch(s)[0]).abs().flatten(1).amax(1) > 1.0)
                            for s in range(4)])
     assert 0 < int(changed.sum()) < changed.numel()  # a share of them, not all and not none
+    # the aged mix (stains, craquelure): other damage at the same step, the same colors, still a function of it
+    old = Trainer(cfg(photo_dir, tmp_path / "old", augment_luminance=False, batch=8, damage=1.0, damage_mix="aged"))
+    L3, ab3, _ = old.batch(2)
+    assert torch.equal(L3, old.batch(2)[0]) and torch.equal(ab3, ab0) and not torch.equal(L3, L1)
+    with pytest.raises(TinctError, match="--damage-mix"):
+        Trainer(cfg(photo_dir, tmp_path / "bad", damage=0.5, damage_mix="ancient"))
     with pytest.raises(TinctError, match="restore family damages its own"):
         Trainer(cfg(photo_dir, tmp_path / "restorer", model="restore", model_options={"base_channels": 4, "depth": 2},
                     damage=0.5))

@@ -220,12 +220,16 @@ def plan_or_fail(inputs, out):
 @click.option("--damage", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of training photos whose gray input is aged like an old print (scratches, dust, "
                    "fading, grain; the colors to learn stay the clean photo's): robustness to damaged scans.")
+@click.option("--damage-mix", type=click.Choice(["realistic", "aged"]), default="realistic", show_default=True,
+              help="With --damage: tinct restore's realistic mix, or 'aged', which adds water stains and "
+                   "craquelure (cracked emulsion, folds) as on the worst old prints.")
 @click.option("--semantic/--no-semantic", default=True, show_default=True,
               help="Validation also scores ImageNet top-1 of the colorizations and of the gray inputs (photos "
                    "with a synset id in their path; needs tinct[pretrained], skipped with a note without it).")
 def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, head, init, resume, seed,
               val_every, warmup, checkpoint_every, threads, schedule="standard", gan_loss=None, backbone_weights=None,
-              options=(), hint_probability=0.5, distributed=False, ema=0.0, damage=0.0, semantic=True):
+              options=(), hint_probability=0.5, distributed=False, ema=0.0, damage=0.0, damage_mix="realistic",
+              semantic=True):
     """Train a colorization model on folders of color photos."""
     from .train import TrainConfig, train
     from .zoo_options import parse_options
@@ -237,7 +241,8 @@ def train_cmd(model_name, data, val, out, steps, epochs, size, batch, lr, loss, 
                       epochs=epochs, size=size, batch=batch, lr=lr, init=init, resume=resume, seed=seed,
                       warmup=warmup, val_every=val_every, checkpoint_every=checkpoint_every, threads=threads,
                       schedule=schedule, backbone_weights=backbone_weights, hint_probability=hint_probability,
-                      distributed=distributed, ema=ema, damage=damage, val_semantic=semantic)
+                      distributed=distributed, ema=ema, damage=damage, damage_mix=damage_mix,
+                      val_semantic=semantic)
     path = train(cfg)
     if os.environ.get("RANK", "0") == "0" or not distributed:
         click.echo(f"wrote {path}")

@@ -61,6 +61,7 @@ class TrainConfig:
     min_colorfulness: float = 5.0
     augment_luminance: bool = True
     damage: float = 0.0               # share of photos whose input L is aged like an old print (restore/degrade.py)
+    damage_mix: str = "realistic"     # "realistic": tinct restore's mix; "aged": with stains and craquelure too
     hint_probability: float = 0.5     # models with hint inputs: share of photos given simulated color points
     max_hints: int = 24
     init: str | None = None           # start from these weights (fine-tune / continue a shipped model)
@@ -103,21 +104,26 @@ def augment_luminance(L: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (L + sigma * torch.randn(L.shape, generator=g)).clamp(0, 100)
 
 
-def damage_luminance(L: torch.Tensor, g: torch.Generator, share: float) -> torch.Tensor:
+DAMAGE_MIXES = ("realistic", "aged")
+
+
+def damage_luminance(L: torch.Tensor, g: torch.Generator, share: float, mix: str = "realistic") -> torch.Tensor:
     """Age a ``share`` of the batch's inputs like old prints (scratches, dust, fading, grain: the realistic mix of
-    ``restore/degrade.py``); the targets stay the clean photo's colors.
+    ``restore/degrade.py``; ``mix="aged"`` adds its stains and craquelure, ``degrade.AGED_PRINTS``); the targets
+    stay the clean photo's colors.
 
     Old scans are what users bring, and a network that has only seen clean L reads a scratch or a stain as an
     object with a color of its own (the false blotches on studio backdrops). ``(B, 1, H, W)`` in [0, 100].
     """
-    from .restore.degrade import degrade
+    from .restore.degrade import AGED_PRINTS, DegradeConfig, degrade
+    config = AGED_PRINTS if mix == "aged" else DegradeConfig()
     chosen = torch.rand(L.shape[0], generator=g) < share
     rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=g)))
     if not bool(chosen.any()):
         return L
     L = L.clone()
     for i in torch.nonzero(chosen).flatten().tolist():
-        L[i, 0] = torch.from_numpy(degrade(L[i, 0].numpy(), rng).L)
+        L[i, 0] = torch.from_numpy(degrade(L[i, 0].numpy(), rng, config).L)
     return L
 
 
@@ -157,6 +163,8 @@ class Trainer:
         model_class(self.family).check_schedule(cfg.schedule)  # refused before any photo is read
         if cfg.damage and hasattr(model_class(self.family), "training_batch"):
             raise TinctError("--damage ages a colorizer's gray inputs; the restore family damages its own photos")
+        if cfg.damage_mix not in DAMAGE_MIXES:
+            raise TinctError(f"--damage-mix must be one of {', '.join(DAMAGE_MIXES)}, not {cfg.damage_mix!r}")
         self.ctx = distributed.setup(cfg.distributed)
         with distributed.main_first(self.ctx):  # rank 0 decodes the photo cache; the others then read it
             self._prepare_data()
@@ -259,7 +267,7 @@ class Trainer:
         if cfg.augment_luminance:
             L = augment_luminance(L, g)
         if cfg.damage > 0:
-            L = damage_luminance(L, g, cfg.damage)
+            L = damage_luminance(L, g, cfg.damage, cfg.damage_mix)
         hints = None
         if self.model.config.hint_channels:
             hints = simulate_hints(ab, g, cfg.hint_probability, cfg.max_hints)

@@ -130,6 +130,50 @@ def cracks(L: np.ndarray, rng: np.random.Generator, count: int | None = None, sc
     return Degraded(out, mask)
 
 
+def craquelure(L: np.ndarray, rng: np.random.Generator, cell: float | None = None, keep: float | None = None,
+               scale: float = 1.0) -> Degraded:
+    """A print cracked all over (dried out, folded, rolled), as on the worst real scans
+    (``historical/old-photos/scratch_d``): emulsion splits into cells, so the cracks are the edges of a Voronoi
+    diagram of random points, ``cell`` px apart (default 12-35 % of the short side), each edge kept with probability
+    ``keep`` (default 0.35-0.9) and bent at its midpoints; a fold or two may run straight across; flakes of
+    emulsion are lost where cracks meet. Bright (paper shows) 80 % of the time."""
+    from scipy.spatial import Voronoi
+    H, W = L.shape
+    cell = rng.uniform(0.12, 0.35) * min(H, W) if cell is None else cell
+    keep = rng.uniform(0.35, 0.9) if keep is None else keep
+    n = max(4, int(H * W / cell ** 2))
+    seeds = rng.uniform([-0.1 * W, -0.1 * H], [1.1 * W, 1.1 * H], (n, 2))
+    diagram = Voronoi(seeds)
+    cover = np.zeros((H * 4, W * 4), np.float32)
+    corners = []
+    for a, b in diagram.ridge_vertices:
+        if a < 0 or b < 0 or rng.random() > keep:
+            continue
+        p, q = diagram.vertices[a], diagram.vertices[b]
+        t = np.linspace(0, 1, 4)[:, None]
+        pts = p + t * (q - p)
+        normal = np.array([p[1] - q[1], q[0] - p[0]]) / max(float(np.hypot(*(q - p))), 1e-6)
+        pts[1:-1] += normal * rng.normal(0, 0.08 * cell, (2, 1))  # cracks are jagged, not ruled
+        cv2.polylines(cover, [(pts * 4).astype(np.int32)], False, 1.0,
+                      max(1, int(rng.uniform(0.6, 1.6) * scale * 4)), cv2.LINE_AA)
+        corners.append(p)
+    for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.4 else 0):  # a fold: straight across the print
+        p0, angle = rng.uniform([0, 0], [W, H]), rng.uniform(0, np.pi)
+        d = 2 * max(H, W) * np.array([np.cos(angle), np.sin(angle)])
+        cv2.line(cover, tuple((4 * (p0 - d)).astype(np.int32)), tuple((4 * (p0 + d)).astype(np.int32)), 1.0,
+                 max(1, int(rng.uniform(0.8, 2.0) * scale * 4)), cv2.LINE_AA)
+    for i in rng.permutation(len(corners))[:int(rng.integers(0, 6))]:  # flakes where cracks meet
+        r = rng.uniform(1.5, 4) * scale
+        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+        radii = r * rng.uniform(0.5, 1.3, len(angles))  # an irregular flake, not a disc
+        pts = corners[i] + np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+        cv2.fillPoly(cover, [(pts * 4).astype(np.int32)], 1.0, cv2.LINE_AA)
+    cover = cv2.resize(cover, (W, H), interpolation=cv2.INTER_AREA)
+    value = rng.uniform(80, 100) if rng.random() < 0.8 else rng.uniform(0, 15)
+    out, mask = _paint(L.astype(np.float32), cover, value, rng.uniform(0.6, 1.0))
+    return Degraded(out, mask)
+
+
 # ----------------------------------------------------------------- global damage (no mask) ---
 
 def grain(L: np.ndarray, rng: np.random.Generator, sigma: float | None = None, clump: float | None = None) -> np.ndarray:
@@ -185,6 +229,26 @@ def vignette(L: np.ndarray, rng: np.random.Generator, strength: float | None = N
     ramp = ((x / W - 0.5) * np.cos(theta) + (y / H - 0.5) * np.sin(theta))
     gain = (1 - strength * np.clip(r2 / 2, 0, 1)) * (1 + tilt * ramp)
     return np.clip(L * gain, 0, 100).astype(np.float32)
+
+
+def stains(L: np.ndarray, rng: np.random.Generator, count: int | None = None, shift: float | None = None) -> np.ndarray:
+    """Water stains, foxing and mottled, silvered emulsion: ``count`` broad blobs (default 1-3) whose tone is
+    shifted by ``shift`` L units (default 4-16; darker 70 % of the time), ringed by a darker tide line where the
+    water dried, with a mottle inside. Broad and soft, so no mask: a restorer evens them out, never inpaints them."""
+    H, W = L.shape
+    count = int(rng.integers(1, 4)) if count is None else count
+    out = L.astype(np.float32)
+    for _ in range(count):
+        field = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), rng.uniform(0.08, 0.2) * min(H, W))
+        field /= max(float(field.std()), 1e-6)
+        inside = (field > rng.uniform(0.3, 1.2)).astype(np.float32)
+        soft = cv2.GaussianBlur(inside, (0, 0), rng.uniform(0.8, 3.0))
+        ring = 4 * soft * (1 - soft)  # 1 on the stain's edge, 0 away from it
+        delta = (rng.uniform(4, 16) if shift is None else shift) * (-1 if rng.random() < 0.7 else 1)
+        mottle = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), rng.uniform(1, 4))
+        mottle /= max(float(mottle.std()), 1e-6)
+        out = out + soft * (delta + 0.25 * abs(delta) * mottle) - ring * rng.uniform(3, 12)
+    return np.clip(out, 0, 100).astype(np.float32)
 
 
 def halftone(L: np.ndarray, rng: np.random.Generator, period: float | None = None, amount: float | None = None) -> np.ndarray:
@@ -246,19 +310,27 @@ class DegradeConfig:
     blur: float = 0.4
     grain: float = 0.8
     jpeg: float = 0.4
+    # the worst real prints' damage, added in session 15; off in this mix, which the restoration network is
+    # trained and benchmarked on (bench/restore.py), on in AGED_PRINTS, the colorizer's (tinct train --damage)
+    stains: float = 0.0
+    craquelure: float = 0.0
     scale: float = 1.0  # widths and radii of the local damage
 
 
-KINDS = ("scratches", "dust", "cracks", "grain", "blur", "jpeg", "fade", "vignette", "halftone")
-LOCAL = ("scratches", "dust", "cracks")  # these make the damage mask
+MIX_KINDS = ("scratches", "dust", "cracks", "grain", "blur", "jpeg", "fade", "vignette", "halftone")
+KINDS = MIX_KINDS + ("stains", "craquelure")
+LOCAL = ("scratches", "dust", "cracks", "craquelure")  # these make the damage mask
+AGED_PRINTS = DegradeConfig(stains=0.35, craquelure=0.2)  # the realistic mix and the two broad kinds
 
 
 def apply_kind(kind: str, L: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> Degraded:
     """One degradation ``kind`` (of ``KINDS``) with random parameters: ``L`` -> ``Degraded``."""
     L = np.asarray(L, np.float32)
     if kind in LOCAL:
-        return {"scratches": scratches, "dust": dust, "cracks": cracks}[kind](L, rng, scale=scale)
-    fn = {"grain": grain, "blur": blur, "jpeg": jpeg, "fade": fade, "vignette": vignette, "halftone": halftone}.get(kind)
+        return {"scratches": scratches, "dust": dust, "cracks": cracks, "craquelure": craquelure}[kind](
+            L, rng, scale=scale)
+    fn = {"grain": grain, "blur": blur, "jpeg": jpeg, "fade": fade, "vignette": vignette, "halftone": halftone,
+          "stains": stains}.get(kind)
     if fn is None:
         raise ValueError(f"unknown degradation {kind!r}; known: {', '.join(KINDS)}")
     return Degraded(fn(L, rng), np.zeros(L.shape, bool))
@@ -270,10 +342,13 @@ def degrade(L: np.ndarray, rng: np.random.Generator, config: DegradeConfig | Non
     config = config or DegradeConfig()
     L = np.asarray(L, np.float32)
     mask = np.zeros(L.shape, bool)
-    on = {k: rng.random() < getattr(config, k) for k in KINDS}
+    on = {k: rng.random() < getattr(config, k) for k in MIX_KINDS}
+    # the later kinds draw only when asked for, so a seed damages the first nine's mix exactly as before
+    on.update({k: getattr(config, k) > 0 and rng.random() < getattr(config, k) for k in KINDS if k not in on})
     if not any(on[k] for k in LOCAL) and rng.random() < 0.5:
         on["scratches"] = True  # most old prints the tool sees are damaged somewhere
-    for kind in ("fade", "vignette", "scratches", "dust", "cracks", "halftone", "blur", "grain", "jpeg"):
+    for kind in ("fade", "vignette", "stains", "scratches", "dust", "cracks", "craquelure", "halftone", "blur",
+                 "grain", "jpeg"):
         if on[kind]:
             d = apply_kind(kind, L, rng, config.scale)
             L = d.L

@@ -69,6 +69,32 @@ def test_unet_self_attention_grows_as_the_identity_then_learns(tmp_path):
         assert not torch.allclose(grown(L)["ab"], base(L)["ab"])
 
 
+def test_decoded_loss_adds_the_rebalanced_l1_of_the_decoded_colors():
+    """`--option decoded_loss=W`: the classification loss plus W x the L1 (in units of 110) of the annealed mean
+    the file decodes with, each pixel weighted by its true color's rarity; it trains the decoding's colors."""
+    torch.manual_seed(0)
+    centers, weights = torch.randn(20, 2) * 30, torch.rand(20) + 0.5
+    plain = create_model("unet", base_channels=8, depth=2, head="classification", num_bins=20, temperature=0.4,
+                         prior_correction=0.3)
+    plain.set_bins(centers, weights)
+    hybrid = create_model("unet", base_channels=8, depth=2, head="classification", num_bins=20, temperature=0.4,
+                          prior_correction=0.3, decoded_loss=2.0)
+    hybrid.set_bins(centers, weights)
+    hybrid.load_state_dict(plain.state_dict())
+    assert hybrid.loss_names == ("decoded",) and plain.loss_names == ()
+    L, ab = torch.rand(2, 1, 32, 32) * 100, torch.randn(2, 2, 32, 32) * 25
+    out = hybrid(L)
+    a, b = plain.losses(out, ab), hybrid.losses(out, ab)
+    decoded = hybrid.decode_logits(out["logits"])
+    truth = torch.nn.functional.interpolate(ab, size=decoded.shape[-2:], mode="area")
+    dist = ((truth[:, None] - centers[None, :, :, None, None]) ** 2).sum(2)  # nearest bin of each true color
+    want = ((decoded - truth).abs().sum(1) / 110.0 * weights[dist.argmin(1)]).mean()
+    torch.testing.assert_close(b["decoded"], want.detach())
+    torch.testing.assert_close(b["loss"], a["loss"] + 2.0 * want)
+    b["loss"].backward()
+    assert hybrid.head.weight.grad.abs().sum() > 0
+
+
 def test_unknown_model_and_option_are_clear_errors():
     with pytest.raises(TinctError, match="unknown model"):
         create_model("nope")

@@ -50,6 +50,10 @@ class BaseConfig:
     # training only: weight of a feature loss judged by a frozen ImageNet EfficientNet-Lite0 (feature_loss.py;
     # needs tinct[pretrained]), added to the head's loss; 0 = none
     feature_loss: float = 0.0
+    # training only, classification: weight of an L1 on the *decoded* ab (the annealed mean at this file's
+    # temperature and prior correction, each pixel weighted by its true color's rarity), added to the
+    # cross-entropy: regression and classification together, the colors users see trained directly; 0 = none
+    decoded_loss: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +256,8 @@ class ColorModel(Trainable, nn.Module):
 
     @property
     def loss_names(self) -> tuple[str, ...]:
-        return ("feature",) if self.config.feature_loss else ()
+        return (("feature",) if self.config.feature_loss else ()) + \
+            (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ())
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the feature loss)."""
@@ -272,7 +277,15 @@ class ColorModel(Trainable, nn.Module):
         """Named losses of a forward's output ``out`` against the true ab ``(B, 2, H, W)``."""
         if self.config.head == "classification":
             ce = bins.rebalanced_cross_entropy(out["logits"], ab_true, self.bin_centers, self.bin_weights)
-            return {"loss": ce, "ce": ce.detach()}
+            losses = {"loss": ce, "ce": ce.detach()}
+            if self.config.decoded_loss:
+                decoded = self.decode_logits(out["logits"])
+                truth = F.interpolate(ab_true, size=decoded.shape[-2:], mode="area")
+                rarity = self.bin_weights[bins.nearest_bin(truth, self.bin_centers)]
+                l1 = ((decoded - truth).abs().sum(1) / AB_SCALE * rarity).mean()
+                losses["decoded"] = l1.detach()
+                losses["loss"] = ce + self.config.decoded_loss * l1
+            return losses
         return {"loss": regression_loss(out["ab"], ab_true, self.config.loss)}
 
 

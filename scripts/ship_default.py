@@ -44,7 +44,9 @@ def main():
     args = ap.parse_args()
     # decoding chosen; training-only options (freezing, learning-rate scales) back to their neutral values
     options = {f.name for f in dataclasses.fields(model_class(read_header(args.model)["model"]).Config)}
-    neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0}
+    # (the semantic encoder frozen, as a U-Net's config has it: `--init default` then trains it only if asked)
+    neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0, "semantic_frozen": 5,
+               "feature_loss": 0.0, "decoded_loss": 0.0}
     model = load_model(args.model, overrides={"temperature": args.temperature, "prior_correction": args.prior_correction,
                                               **{k: v for k, v in neutral.items() if k in options}})
     if args.average_with:

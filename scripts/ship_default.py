@@ -6,7 +6,8 @@
 ``--average-with``: ship the weights ``(1 - W) x OTHER + W x RUN`` instead (both grown from one ancestor, same
 architecture; the header comes from RUN): the average of two runs' weights can keep part of each one's gains
 (the default since session 12 is such an average: ``bench/results/default_semantic.md``). OTHER may lack a
-zero-initialised branch that RUN grew (``--init OTHER --option semantic_deep_map=true``): it is grown first.
+branch that RUN grew (``--init OTHER --option semantic_deep_map=true``, ``self_attention=true``): it is grown
+first, its zero-initialised tensors averaged with zero (the branch scaled by W), its others taken from RUN.
 
 The weights are stored as float16 (half the file; the network is rebuilt in float32 on load, and the
 colorizations differ by well under one ab unit). The header says what the model is for `tinct models`,
@@ -54,9 +55,16 @@ def main():
             raise SystemExit(f"--average-weight must lie in [0, 1], got {args.average_weight}")
         other = load_model(args.average_with)
         if other.name == model.name and other.state_dict().keys() != model.state_dict().keys():
-            # OTHER may lack a branch that RUN grew later (e.g. semantic_deep_map): grown the way --init grows it,
-            # zero-initialised, it is the same network, and the average scales the branch by W
+            # OTHER may lack a branch that RUN grew later (e.g. semantic_deep_map, self_attention): grown the way
+            # --init grows it, it is the same network. Its zero-initialised tensors (a fusion conv, an attention's
+            # gate) average with zero, so the branch is scaled by W; the others (the attention's query, key and
+            # value, behind that gate) are RUN's, or the average would mix trained weights with random ones
+            had = set(other.state_dict())
             other = load_model(args.average_with, overrides=dataclasses.asdict(model.config), grow=True)
+            grown = other.state_dict()
+            for key, value in model.state_dict().items():
+                if key not in had and grown[key].is_floating_point() and bool(grown[key].any()):
+                    grown[key].copy_(value)
         if other.name != model.name or other.state_dict().keys() != model.state_dict().keys():
             raise SystemExit(f"--average-with {args.average_with}: not the architecture of {args.model}")
         lerp_weights(other, model, args.average_weight)

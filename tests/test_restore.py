@@ -12,7 +12,7 @@ from tinct.color import rgb_to_lab
 from tinct.restore import classical
 from tinct.restore.color import color_spread, is_color_photo
 from tinct.restore.degrade import (AGED_PRINTS, KINDS, LOCAL, MASK_THRESHOLD, apply_kind, config_from, degrade,
-                                  fade_color, sepia)
+                                  fade_color, sepia, training_sample)
 from tinct.restore.metrics import mask_scores, psnr_l
 
 from .conftest import gradient_photo
@@ -59,6 +59,9 @@ def test_the_later_kinds_leave_the_measured_mix_as_it_was():
         d = degrade(L, np.random.default_rng(seed))
         assert float(d.L.astype(np.float64).sum()) == pytest.approx(total, rel=1e-5)
         assert int(d.mask.sum()) == pytest.approx(masked, abs=3)
+    # the restorer's single-kind crops: the mix's nine unless asked for more (the shipped network's recipe)
+    lone = training_sample(L, np.random.default_rng(0), single=1.0, kinds=("craquelure",))
+    assert lone.mask.any() and not np.array_equal(lone.L, L)
     aged = degrade(L, np.random.default_rng(0), AGED_PRINTS)
     assert not np.array_equal(aged.L, degrade(L, np.random.default_rng(0)).L)
     assert np.array_equal(aged.L, degrade(L, np.random.default_rng(0), AGED_PRINTS).L)
@@ -133,7 +136,6 @@ def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
 
 
 def test_training_sample_mixes_clean_single_and_mixed_damage():
-    from tinct.restore.degrade import training_sample
     L = clean_L(48, 48)
     rng = np.random.default_rng(0)
     samples = [training_sample(L, rng, clean=0.3, single=0.3) for _ in range(60)]

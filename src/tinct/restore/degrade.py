@@ -239,7 +239,8 @@ def stains(L: np.ndarray, rng: np.random.Generator, count: int | None = None, sh
     count = int(rng.integers(1, 4)) if count is None else count
     out = L.astype(np.float32)
     for _ in range(count):
-        field = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), rng.uniform(0.08, 0.2) * min(H, W))
+        size = rng.uniform(0.08, 0.2) * min(H, W)
+        field = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), size)
         field /= max(float(field.std()), 1e-6)
         inside = (field > rng.uniform(0.3, 1.2)).astype(np.float32)
         soft = cv2.GaussianBlur(inside, (0, 0), rng.uniform(0.8, 3.0))
@@ -358,9 +359,10 @@ def degrade(L: np.ndarray, rng: np.random.Generator, config: DegradeConfig | Non
 
 
 def training_sample(L: np.ndarray, rng: np.random.Generator, config: DegradeConfig | None = None,
-                    clean: float = 0.0, single: float = 0.0) -> Degraded:
+                    clean: float = 0.0, single: float = 0.0, kinds: tuple[str, ...] = MIX_KINDS) -> Degraded:
     """What the restoration network learns from: with probability ``clean`` the photo untouched, with ``single``
-    one kind of damage alone (drawn uniformly from ``KINDS``), else the realistic mix (``degrade``).
+    one kind of damage alone (drawn uniformly from ``kinds``: the mix's nine, as the shipped network learned, or
+    all of ``KINDS``), else the realistic mix (``degrade``).
 
     Without clean and mildly damaged examples a restorer only ever sees heavy, mostly faded inputs and learns to
     change every photo (the 300-step network lowered an undamaged photo to 29.6 dB): it must also learn to leave
@@ -371,7 +373,7 @@ def training_sample(L: np.ndarray, rng: np.random.Generator, config: DegradeConf
     if r < clean:
         return Degraded(L.copy(), np.zeros(L.shape, bool))
     if r < clean + single:
-        d = apply_kind(str(rng.choice(KINDS)), L, rng, (config or DegradeConfig()).scale)
+        d = apply_kind(str(rng.choice(kinds)), L, rng, (config or DegradeConfig()).scale)
         return Degraded(np.clip(d.L, 0, 100).astype(np.float32), d.mask)
     return degrade(L, rng, config)
 

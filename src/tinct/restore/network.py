@@ -37,6 +37,7 @@ class RestoreConfig:
     degradation_scale: float = 1.0  # widths of the training scratches / dust (degrade.DegradeConfig.scale)
     clean_fraction: float = 0.1     # training crops left undamaged (degrade.training_sample)
     single_fraction: float = 0.3    # training crops with one kind of damage alone
+    aged_kinds: bool = False        # those single kinds also stains and craquelure (degrade.KINDS), not only the mix's
     tone_degree: int = 3            # global tone curve: a polynomial of this degree in the input L
     tone_stage: bool = False        # a tone.ToneCurve, fitted apart (fit_tone_curve), undoes fading before the U-Net
     # read by the trainer, which asks every family; not options (no hint inputs, no ab head)
@@ -119,13 +120,14 @@ class RestoreNet(Trainable, nn.Module):
         generator seeded by ``g`` (itself seeded by the step): the same step gives the same batch.
         """
         from ..data import to_lab_batch
-        from .degrade import DegradeConfig, training_sample  # OpenCV: only when training, not at every `tinct` start
+        from .degrade import KINDS, MIX_KINDS, DegradeConfig, training_sample  # OpenCV: only when training
         L, _ = to_lab_batch(rgb_uint8)
         rng = np.random.default_rng(int(torch.randint(0, 2 ** 62, (1,), generator=g)))
         cfg = DegradeConfig(scale=self.config.degradation_scale)
         damaged, masks = [], []
         for i in range(L.shape[0]):
-            d = training_sample(L[i, 0].numpy(), rng, cfg, self.config.clean_fraction, self.config.single_fraction)
+            d = training_sample(L[i, 0].numpy(), rng, cfg, self.config.clean_fraction, self.config.single_fraction,
+                                KINDS if self.config.aged_kinds else MIX_KINDS)
             damaged.append(d.L)
             masks.append(d.mask)
         damaged = torch.from_numpy(np.stack(damaged))[:, None]

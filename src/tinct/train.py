@@ -385,8 +385,9 @@ class Trainer:
 
     def _semantic_scores(self, grays: np.ndarray, preds: np.ndarray) -> dict:
         """ImageNet top-1 (%) of the colorizations and of the gray inputs, over the validation photos whose class
-        a synset id in their path names (Zhang et al.'s semantic test, as ``tinct evaluate`` reports it).
-        Empty when off, without tinct[pretrained] (said once), or when no photo's class is known."""
+        a synset id in their path names (Zhang et al.'s semantic test, as ``tinct evaluate`` scores it, but on the
+        small validation squares, so lower than its figures). Empty when off, without tinct[pretrained] (said
+        once), or when no photo's class is known."""
         from .semantic import SEMANTIC_VARIANT, imagenet_class, load_classifier, top1_accuracy
         if self._semantic is None:
             self._semantic = False

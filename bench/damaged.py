@@ -5,7 +5,7 @@ an old print, scored against the clean photo's colors, in one table.
                             [--decode T,C] [--mix realistic|aged] [--grid bench/results/damaged_grid.jpg]
 
 The aging is ``restore/degrade.py``'s realistic mix (fading, vignetting, scratches, dust, cracks, blur, grain, JPEG;
-``--mix aged``: with stains and craquelure too, ``degrade.AGED_PRINTS``), seeded per photo, so every model sees the
+``--mix aged``: with stains and craquelure too, ``degrade.MIXES``), seeded per photo, so every model sees the
 same damage. Columns, for the clean and the damaged input:
 
 - AuC and rebalanced AuC of the ab error against the clean truth (Zhang et al.; as ``tinct evaluate``);
@@ -32,7 +32,7 @@ from tinct.evaluate import GRAY_FLOOR, color_truths, gray_rgb, square_tile, trai
 from tinct.metrics import ab_error, auc, rebalance_pixel_weights
 from tinct.pipeline import ColorizeOptions, colorize_luminance, decoding_for
 from tinct.report import image_grid
-from tinct.restore.degrade import AGED_PRINTS, DegradeConfig, degrade
+from tinct.restore.degrade import MIXES, degrade
 from tinct.weights import load_model
 
 VAL500 = Path(__file__).resolve().parents[2] / "shared" / "data" / "val" / "imagenette-val500"
@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(VAL500))
     ap.add_argument("--limit", type=int, default=200, help="an even sample of this many files")
     ap.add_argument("--seed", type=int, default=0, help="seeds the damage (photo i gets seed + i)")
-    ap.add_argument("--mix", choices=("realistic", "aged"), default="realistic",
+    ap.add_argument("--mix", choices=tuple(MIXES), default="realistic",
                     help="the damage: tinct restore's realistic mix, or with stains and craquelure too")
     ap.add_argument("--restore", action="store_true",
                     help="also colorize each input after the shipped restoration (a row 'MODEL + restore' each)")
@@ -97,14 +97,13 @@ def main() -> None:
     files = find_images(args.data)
     files = files[:: max(1, len(files) // args.limit)][: args.limit]
     prior = training_prior()
-    mix = AGED_PRINTS if args.mix == "aged" else DegradeConfig()
     names = [GRAY_FLOOR, *models, *([f"{m} + restore" for m in models] if restorer else [])]
     rows = {name: {"clean": [], "damaged": []} for name in names}
     grid = []
     for i, (path, truth) in enumerate(color_truths(tqdm(files, desc="colorizing", unit="photo"))):
         scored = Truth.of(truth, prior)
         clean_L = scored.lab[..., 0].astype(np.float32)
-        aged_L = degrade(clean_L, np.random.default_rng(args.seed + i), mix).L
+        aged_L = degrade(clean_L, np.random.default_rng(args.seed + i), MIXES[args.mix]).L
         tiles = [square_tile(truth, 160)]
         for kind, L in (("clean", clean_L), ("damaged", aged_L)):
             outputs = {GRAY_FLOOR: gray_rgb(L)}

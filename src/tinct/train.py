@@ -104,19 +104,16 @@ def augment_luminance(L: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (L + sigma * torch.randn(L.shape, generator=g)).clamp(0, 100)
 
 
-DAMAGE_MIXES = ("realistic", "aged")
-
-
 def damage_luminance(L: torch.Tensor, g: torch.Generator, share: float, mix: str = "realistic") -> torch.Tensor:
     """Age a ``share`` of the batch's inputs like old prints (scratches, dust, fading, grain: the realistic mix of
-    ``restore/degrade.py``; ``mix="aged"`` adds its stains and craquelure, ``degrade.AGED_PRINTS``); the targets
-    stay the clean photo's colors.
+    ``restore/degrade.py``; ``mix="aged"`` adds its stains and craquelure: ``degrade.MIXES``); the targets stay
+    the clean photo's colors.
 
     Old scans are what users bring, and a network that has only seen clean L reads a scratch or a stain as an
     object with a color of its own (the false blotches on studio backdrops). ``(B, 1, H, W)`` in [0, 100].
     """
-    from .restore.degrade import AGED_PRINTS, DegradeConfig, degrade
-    config = AGED_PRINTS if mix == "aged" else DegradeConfig()
+    from .restore.degrade import MIXES, degrade
+    config = MIXES[mix]
     chosen = torch.rand(L.shape[0], generator=g) < share
     rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=g)))
     if not bool(chosen.any()):
@@ -163,8 +160,9 @@ class Trainer:
         model_class(self.family).check_schedule(cfg.schedule)  # refused before any photo is read
         if cfg.damage and hasattr(model_class(self.family), "training_batch"):
             raise TinctError("--damage ages a colorizer's gray inputs; the restore family damages its own photos")
-        if cfg.damage_mix not in DAMAGE_MIXES:
-            raise TinctError(f"--damage-mix must be one of {', '.join(DAMAGE_MIXES)}, not {cfg.damage_mix!r}")
+        from .restore.degrade import MIXES
+        if cfg.damage_mix not in MIXES:
+            raise TinctError(f"--damage-mix must be one of {', '.join(MIXES)}, not {cfg.damage_mix!r}")
         self.ctx = distributed.setup(cfg.distributed)
         with distributed.main_first(self.ctx):  # rank 0 decodes the photo cache; the others then read it
             self._prepare_data()

@@ -322,6 +322,7 @@ MIX_KINDS = ("scratches", "dust", "cracks", "grain", "blur", "jpeg", "fade", "vi
 KINDS = MIX_KINDS + ("stains", "craquelure")
 LOCAL = ("scratches", "dust", "cracks", "craquelure")  # these make the damage mask
 AGED_PRINTS = DegradeConfig(stains=0.35, craquelure=0.2)  # the realistic mix and the two broad kinds
+MIXES = {"realistic": DegradeConfig(), "aged": AGED_PRINTS}  # by name: tinct train --damage-mix, bench/damaged.py
 
 
 def apply_kind(kind: str, L: np.ndarray, rng: np.random.Generator, scale: float = 1.0) -> Degraded:

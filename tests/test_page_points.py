@@ -26,7 +26,8 @@ def open_page(p, srv, problems):
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "410" not in m.text else None)
     page.goto(srv.url + "/")
-    page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+    # (no wait_for_function: when it has to poll it evaluates a string, which the page's CSP forbids)
+    page.wait_for_selector("#model option", state="attached")
     return browser, page
 
 

@@ -361,7 +361,7 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} missing: .ci/run should install Debian's chromium")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
     photo = _browser_photo(tmp_path)
     w, h = Image.open(photo).size
     app = create_app(ServeConfig(models=["default"], workers=1, queue=4))  # the shipped model: it takes points
@@ -375,7 +375,8 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(srv.url + "/")
-            page.wait_for_function("document.querySelectorAll('#model option').length > 0")
+            # (no wait_for_function: when it has to poll it evaluates a string, which the page's CSP forbids)
+            page.wait_for_selector("#model option", state="attached")
 
             with page.expect_response("**/api/colorize") as first:
                 page.set_input_files("#file", str(photo))
@@ -401,7 +402,7 @@ def test_page_in_chromium_upload_drag_point_download(tmp_path, monkeypatch):
             assert len(points) == 1 and points[0]["color"] == "#d03a2a"
             assert abs(points[0]["x"] - 0.7 * w) <= 2 and abs(points[0]["y"] - 0.4 * h) <= 2
             assert page.locator(".point").count() == 1
-            page.wait_for_function("document.querySelector('#status').textContent.includes('1 color point')")
+            expect(page.locator("#status")).to_contain_text("1 color point", timeout=180_000)
 
             # bold <-> safe: starts at the shipped model's own prior correction, and a move is sent
             assert abs(float(page.input_value("#pc")) - jobs[-1].model.config.prior_correction) < 1e-6

@@ -69,6 +69,32 @@ def test_unet_self_attention_grows_as_the_identity_then_learns(tmp_path):
         assert not torch.allclose(grown(L)["ab"], base(L)["ab"])
 
 
+def test_unet_semantic_skips_grow_as_the_identity_then_learn(tmp_path):
+    """`--init FILE --option semantic_skips=true`: the semantic encoder's stride-2/4/8 maps join the decoder's
+    skips through zero-initialised convs, so the grown U-Net colors exactly as the file did (on a size the two
+    encoders round differently), and one step moves those convs and the colors."""
+    from tinct.weights import load_model, save_model
+    torch.manual_seed(0)
+    base = create_model("unet", base_channels=8, semantic="efficientnet-lite0").eval()
+    path = tmp_path / "unet.safetensors"
+    save_model(base, path)
+    grown = load_model(path, overrides={"semantic_skips": True}, grow=True)
+    assert [conv.out_channels for conv in grown.semantic_skip] == [8, 16, 32]
+    L = torch.rand(2, 1, 50, 78) * 100
+    with torch.no_grad():
+        torch.testing.assert_close(grown(L)["ab"], base(L)["ab"])
+    grown.train()
+    opt = torch.optim.Adam(grown.semantic_skip.parameters(), lr=1e-2)
+    (grown(L)["ab"] - torch.full((2, 2, 50, 78), 30.0)).abs().mean().backward()
+    assert all(conv.weight.grad.abs().sum() > 0 for conv in grown.semantic_skip)
+    opt.step()
+    grown.eval()
+    with torch.no_grad():
+        assert not torch.allclose(grown(L)["ab"], base(L)["ab"])
+    with pytest.raises(TinctError, match="semantic_skips"):
+        create_model("unet", semantic_skips=True)
+
+
 def test_decoded_loss_adds_the_rebalanced_l1_of_the_decoded_colors():
     """`--option decoded_loss=W`: the classification loss plus W x the L1 (in units of 110) of the annealed mean
     the file decodes with, each pixel weighted by its true color's rarity; it trains the decoding's colors."""

@@ -17,6 +17,11 @@ option ``semantic_frozen`` (levels frozen from the bottom, of 5) lets its upper 
 ``semantic_lr_scale`` x the learning rate, the second stage of the usual transfer recipe. Its batch-norm statistics
 stay the pretrained ones either way: a batch of 16 crops would estimate them worse than ImageNet did.
 
+``semantic_skips`` also adds the encoder's stride-2, -4 and -8 maps (edges, textures, parts: what ImageNet
+taught it below the level of objects) to the U-Net's skip connections at those strides, each through a
+zero-initialised 1x1 conv, so the decoder reads pretrained features at every stride, as DDColor's and
+DeOldify's decoders do. Zero-initialised too: it can be grown onto a trained file.
+
 ``self_attention`` puts SAGAN self-attention (Zhang et al. 2019; DeOldify's generator has it) after the
 bottleneck's fusion, at stride 16, where it is cheap: every position can take its color cue from every other
 (a wall's far side, a uniform's other sleeve), which the convolutions' receptive field reaches only weakly.
@@ -45,6 +50,7 @@ class UNetConfig(BaseConfig):
     semantic_frozen: int = 5       # training only: the semantic encoder's lower levels (of 5) that stay frozen
     semantic_lr_scale: float = 0.1  # training only: the learning rate of its unfrozen levels, x the schedule's
     semantic_deep_map: bool = False  # also its stride-32 1280-d map, not only that map's mean: where things are
+    semantic_skips: bool = False   # also its stride-2/4/8 maps, added to the decoder's skips: pretrained features at every stride
     self_attention: bool = False   # SAGAN self-attention after the bottleneck's fusion: far parts of a photo agree
 
 
@@ -73,9 +79,10 @@ class UNet(ColorModel):
         self.bottleneck = DoubleConv(widths[-1], widths[-1], dilation=2)
         self.global_mlp = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True),
                                         nn.Linear(widths[-1], widths[-1])) if config.global_context else None
-        self.semantic = None
-        if config.semantic_deep_map and not config.semantic:
-            raise TinctError("semantic_deep_map adds the semantic encoder's stride-32 map: set semantic too")
+        self.semantic = self.semantic_skip = None
+        for option in ("semantic_deep_map", "semantic_skips"):
+            if getattr(config, option) and not config.semantic:
+                raise TinctError(f"{option} adds the semantic encoder's maps: set semantic too")
         if config.semantic:
             if config.semantic not in LITE_VARIANTS:
                 raise TinctError(f"semantic must be one of {', '.join(LITE_VARIANTS)}, not {config.semantic!r}")
@@ -92,7 +99,11 @@ class UNet(ColorModel):
             self.semantic_map = nn.Conv2d(sem[3], widths[-1], 1)
             self.semantic_global = nn.Linear(sem[4], widths[-1])
             self.semantic_deep = nn.Conv2d(sem[4], widths[-1], 1) if config.semantic_deep_map else None
-            for layer in (self.semantic_map, self.semantic_global, self.semantic_deep):
+            # the semantic map at stride 2**(i + 1) joins the U-Net's skip at that stride, enc level i + 1
+            self.semantic_skip = nn.ModuleList(
+                nn.Conv2d(sem[i], widths[i + 1], 1) for i in range(3)) if config.semantic_skips else None
+            for layer in (self.semantic_map, self.semantic_global, self.semantic_deep,
+                          *(self.semantic_skip or ())):
                 if layer is not None:
                     nn.init.zeros_(layer.weight)
                     nn.init.zeros_(layer.bias)
@@ -120,14 +131,15 @@ class UNet(ColorModel):
             if self.semantic_deep is not None:
                 maps.append(self.semantic_deep(semantic[4]))
             for m in maps:
-                if m.shape[-2:] != x.shape[-2:]:
-                    m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                x = x + m
+                x = x + _resized(m, x)
             x = x + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
         if self.attention is not None:
             x = self.attention(x)
         for j, block in enumerate(self.dec):
-            skip = skips[len(skips) - 2 - j]
+            level = len(skips) - 2 - j
+            skip = skips[level]
+            if self.semantic_skip is not None and 1 <= level <= 3:
+                skip = skip + _resized(self.semantic_skip[level - 1](semantic[level - 1]), skip)
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return x
@@ -147,3 +159,10 @@ class UNet(ColorModel):
             raise TinctError("--backbone-weights: this unet has no pretrained encoder "
                              "(--option semantic=efficientnet-lite0)")
         return load_backbone_file(self.semantic, self.config.semantic, path)
+
+
+def _resized(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``m`` bilinearly resized to ``like``'s height and width: the encoders round odd sizes differently."""
+    if m.shape[-2:] == like.shape[-2:]:
+        return m
+    return F.interpolate(m, size=like.shape[-2:], mode="bilinear", align_corners=False)

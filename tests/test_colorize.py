@@ -94,7 +94,9 @@ def test_python_api_keeps_a_color_photos_own_colors_as_the_cli_does(tmp_path, ti
     assert run_cli("colorize", src, "-o", tmp_path / "kept.png", "--model", tiny_model_path).returncode == 0
     assert run_cli("colorize", src, "-o", tmp_path / "new.png", "--model", tiny_model_path, "--recolor").returncode == 0
     assert np.array_equal(kept, np.asarray(Image.open(tmp_path / "kept.png").convert("RGB")))
-    assert np.array_equal(recolored, np.asarray(Image.open(tmp_path / "new.png").convert("RGB")))
+    # the network's floats differ between processes (thread scheduling, onnxruntime for the CLI): a level at most
+    cli = np.asarray(Image.open(tmp_path / "new.png").convert("RGB")).astype(int)
+    assert np.abs(recolored.astype(int) - cli).max() <= 1
     # kept: closer to the unfaded truth than the faded print; recolored: the input's lightness, the model's chroma
     truth = rgb_to_lab(rgb.astype(np.float64))
     assert np.abs(rgb_to_lab(kept / 255.0) - truth).mean() < np.abs(rgb_to_lab(faded / 255.0) - truth).mean()

@@ -228,6 +228,9 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.md"))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    for name in ("folder", "train_steps", "repeats"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.child:
         print(json.dumps(CHILDREN[args.child[0]](json.loads(args.child[1]))))
         return

@@ -50,7 +50,7 @@ class UNetConfig(BaseConfig):
     semantic_frozen: int = 5       # training only: the semantic encoder's lower levels (of 5) that stay frozen
     semantic_lr_scale: float = 0.1  # training only: the learning rate of its unfrozen levels, x the schedule's
     semantic_deep_map: bool = False  # also its stride-32 1280-d map, not only that map's mean: where things are
-    semantic_skips: bool = False   # also its stride-2/4/8 maps, added to the decoder's skips: pretrained features at every stride
+    semantic_skips: bool = False   # also its stride-2/4/8 maps, added to the decoder's skips at those strides
     self_attention: bool = False   # SAGAN self-attention after the bottleneck's fusion: far parts of a photo agree
 
 

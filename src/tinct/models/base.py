@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from .. import bins
 from ..color import AB_SCALE
 from ..errors import TinctError
+from .layers import resized
 
 
 @dataclasses.dataclass
@@ -219,10 +220,7 @@ class ColorModel(Trainable, nn.Module):
     def decode(self, logits: torch.Tensor, size, decoding: Decoding | None = None,
                log_prior: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``(B, Q, h, w)`` -> ab ``(B, 2, *size)``: ``decode_logits``, then bilinear up to the input size."""
-        ab = self.decode_logits(logits, decoding, log_prior)
-        if ab.shape[-2:] != tuple(size):
-            ab = F.interpolate(ab, size=tuple(size), mode="bilinear", align_corners=False)
-        return ab
+        return resized(self.decode_logits(logits, decoding, log_prior), size)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -248,10 +246,7 @@ class ColorModel(Trainable, nn.Module):
             out["logits"] = logits
             out["ab"] = self.decode(logits, L.shape[-2:])
         else:
-            ab = torch.tanh(self.head(feats)) * AB_SCALE
-            if ab.shape[-2:] != L.shape[-2:]:
-                ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-            out["ab"] = ab
+            out["ab"] = resized(torch.tanh(self.head(feats)) * AB_SCALE, L.shape[-2:])
         return out
 
     @property

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import TinctError
 from .backbones import BACKBONES, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
-from .layers import SelfAttention
+from .layers import SelfAttention, resized
 from .registry import register
 
 
@@ -152,8 +152,7 @@ class EncoderDecoder(ColorModel):
         for i, (block, skip) in enumerate(zip(self.decoder, reversed(feats[:4]))):
             if self.upsamplers is not None:
                 y = self.upsamplers[i](y)
-            if y.shape[-2:] != skip.shape[-2:]:
-                y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = resized(y, skip.shape[-2:])
             parts = [y, skip]
             if hints is not None:  # the input is a multiple of the stride: level i is exactly 2**(4-i) smaller
                 parts.append(self._pool_hints(hints, 2 ** (4 - i)))

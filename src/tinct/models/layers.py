@@ -1,9 +1,18 @@
-"""Layers the GAN families share: self-attention, optional spectral norm, receptive-field arithmetic."""
+"""Layers the families share: self-attention, optional spectral norm, resizing a map to another's size,
+receptive-field arithmetic."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+def resized(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """``x`` ``(B, C, h, w)`` bilinearly resized to ``size`` (H, W), or ``x`` itself when already that size:
+    encoders and decoders round odd sizes differently, so maps of one stride can be a pixel apart."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def maybe_spectral(module: nn.Module, enabled: bool) -> nn.Module:

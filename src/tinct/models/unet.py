@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ..errors import TinctError
 from .backbones import BACKBONES, LITE_VARIANTS, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
-from .layers import SelfAttention
+from .layers import SelfAttention, resized
 from .registry import register
 
 
@@ -131,7 +131,7 @@ class UNet(ColorModel):
             if self.semantic_deep is not None:
                 maps.append(self.semantic_deep(semantic[4]))
             for m in maps:
-                x = x + _resized(m, x)
+                x = x + resized(m, x.shape[-2:])
             x = x + self.semantic_global(semantic[4].mean(dim=(2, 3)))[:, :, None, None]
         if self.attention is not None:
             x = self.attention(x)
@@ -139,7 +139,7 @@ class UNet(ColorModel):
             level = len(skips) - 2 - j
             skip = skips[level]
             if self.semantic_skip is not None and 1 <= level <= 3:
-                skip = skip + _resized(self.semantic_skip[level - 1](semantic[level - 1]), skip)
+                skip = skip + resized(self.semantic_skip[level - 1](semantic[level - 1]), skip.shape[-2:])
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return x
@@ -160,9 +160,3 @@ class UNet(ColorModel):
                              "(--option semantic=efficientnet-lite0)")
         return load_backbone_file(self.semantic, self.config.semantic, path)
 
-
-def _resized(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``m`` bilinearly resized to ``like``'s height and width: the encoders round odd sizes differently."""
-    if m.shape[-2:] == like.shape[-2:]:
-        return m
-    return F.interpolate(m, size=like.shape[-2:], mode="bilinear", align_corners=False)

@@ -135,6 +135,25 @@ def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
         assert torch.allclose(net(torch.from_numpy(truth)[None, None])["L"][0, 0], torch.from_numpy(truth), atol=1e-4)
 
 
+def test_tone_curve_is_the_polynomial_where_it_rises_and_never_turns_down():
+    """A degree-5 curve can turn down where training saw few pixels (it took scratch_d's white border from L 99 to
+    74): applied, the curve is the polynomial wherever that rises fast enough, and elsewhere keeps rising."""
+    from tinct.restore.tone import MIN_SLOPE, apply_curve, legendre
+    x = torch.linspace(-1, 1, 2001).view(1, 1, 1, -1)
+    rising = torch.tensor([[0.02, 0.1, -0.03, 0.02, -0.01, 0.005]])
+    polynomial = x + (rising[:, :, None, None] * legendre(x, 6)).sum(1, keepdim=True)
+    assert torch.diff(polynomial.flatten()).min() > MIN_SLOPE * 0.001  # this one rises everywhere
+    assert torch.allclose(apply_curve(x, rising), polynomial, atol=1e-4)
+    turning = torch.tensor([[0.0, 0.0, -0.2, -0.15, 0.0, 0.0]])  # down at the top, as the real prints' were
+    polynomial = x + (turning[:, :, None, None] * legendre(x, 6)).sum(1, keepdim=True)
+    assert torch.diff(polynomial.flatten()).min() < 0
+    curve = apply_curve(x, turning).flatten()
+    assert torch.diff(curve).min() >= MIN_SLOPE * 0.001 - 1e-6
+    assert abs(float(curve[1000] - polynomial.flatten()[1000])) < 1e-6  # mid-gray is where it was
+    top = polynomial.flatten()[1000:]
+    assert float(curve[-1]) >= float(top.max()) > float(top[-1]) + 0.03  # the top is no longer darkened
+
+
 def test_training_sample_mixes_clean_single_and_mixed_damage():
     L = clean_L(48, 48)
     rng = np.random.default_rng(0)

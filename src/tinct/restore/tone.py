@@ -43,9 +43,32 @@ def legendre(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat(ps[:n], 1)
 
 
+# The curve is drawn on this many points of [-1, 1] and read by linear interpolation (0.4 L apart: far finer than
+# a degree-5 polynomial bends, and a lookup costs less than the polynomial's basis on every pixel of a scan).
+CURVE_POINTS = 257
+# No part of the tonal range is squeezed to less than this fraction of its width. Undoing a fade stretches
+# (slope > 1); a polynomial left to itself can turn down where it saw few pixels, and did on real prints: the
+# white border of scratch_d went from L 99 to 74, and scratch_a's highlights from L 80-90 all to 81-82.
+MIN_SLOPE = 0.5
+
+
 def apply_curve(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """``x`` ``(B, 1, H, W)`` plus the polynomial with Legendre coefficients ``coef`` ``(B, n)``."""
-    return x + (coef[:, :, None, None] * legendre(x, coef.shape[1])).sum(1, keepdim=True)
+    """``x`` ``(B, 1, H, W)`` under the tone curve ``x + sum(coef_k P_k(x))``, ``coef`` ``(B, n)`` Legendre
+    coefficients, made monotone: its slope is held at ``MIN_SLOPE`` or more, keeping its value at mid-gray
+    (x = 0), so it never darkens a brighter tone below a darker one. Beyond [-1, 1] it shifts like its ends.
+    Zero coefficients give ``x`` exactly."""
+    grid = torch.linspace(-1.0, 1.0, CURVE_POINTS, dtype=x.dtype, device=x.device)
+    step = 2.0 / (CURVE_POINTS - 1)
+    curve = grid + (coef[:, :, None] * legendre(grid.expand(1, 1, -1), coef.shape[1])[0][None]).sum(1)
+    rise = torch.diff(curve, dim=1).clamp_min(MIN_SLOPE * step)
+    mid = CURVE_POINTS // 2
+    walked = torch.cat([curve.new_zeros(curve.shape[0], 1), rise.cumsum(1)], 1)
+    shift = walked - walked[:, mid:mid + 1] + curve[:, mid:mid + 1] - grid  # the monotone curve minus the identity
+    pos = ((x.clamp(-1.0, 1.0) + 1.0) / step).flatten(1)
+    lo = pos.floor().clamp(max=CURVE_POINTS - 2)
+    frac, lo = pos - lo, lo.long()
+    near, far = shift.gather(1, lo), shift.gather(1, lo + 1)
+    return x + (near + frac * (far - near)).view_as(x)
 
 
 class ToneCurve(nn.Module):

@@ -138,14 +138,14 @@ def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
 def test_tone_curve_is_the_polynomial_where_it_rises_and_never_turns_down():
     """A degree-5 curve can turn down where training saw few pixels (it took scratch_d's white border from L 99 to
     74): applied, the curve is the polynomial wherever that rises fast enough, and elsewhere keeps rising."""
-    from tinct.restore.tone import MIN_SLOPE, apply_curve, legendre
+    from tinct.restore.tone import MIN_SLOPE, apply_curve, polynomial_curve
     x = torch.linspace(-1, 1, 2001).view(1, 1, 1, -1)
     rising = torch.tensor([[0.02, 0.1, -0.03, 0.02, -0.01, 0.005]])
-    polynomial = x + (rising[:, :, None, None] * legendre(x, 6)).sum(1, keepdim=True)
+    polynomial = polynomial_curve(x, rising)
     assert torch.diff(polynomial.flatten()).min() > MIN_SLOPE * 0.001  # this one rises everywhere
     assert torch.allclose(apply_curve(x, rising), polynomial, atol=1e-4)
     turning = torch.tensor([[0.0, 0.0, -0.2, -0.15, 0.0, 0.0]])  # down at the top, as the real prints' were
-    polynomial = x + (turning[:, :, None, None] * legendre(x, 6)).sum(1, keepdim=True)
+    polynomial = polynomial_curve(x, turning)
     assert torch.diff(polynomial.flatten()).min() < 0
     curve = apply_curve(x, turning).flatten()
     assert torch.diff(curve).min() >= MIN_SLOPE * 0.001 - 1e-6

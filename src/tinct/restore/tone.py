@@ -43,6 +43,13 @@ def legendre(x: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat(ps[:n], 1)
 
 
+def polynomial_curve(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(B, 1, ...)`` plus the polynomial with Legendre coefficients ``coef`` ``(B, n)``, as it is (it may
+    turn down; ``apply_curve`` is what the stages use)."""
+    coef = coef.reshape(*coef.shape, *([1] * (x.dim() - 2)))
+    return x + (coef * legendre(x, coef.shape[1])).sum(1, keepdim=True)
+
+
 # The curve is drawn on this many points of [-1, 1] and read by linear interpolation (0.4 L apart: far finer than
 # a degree-5 polynomial bends, and a lookup costs less than the polynomial's basis on every pixel of a scan).
 CURVE_POINTS = 257
@@ -59,7 +66,7 @@ def apply_curve(x: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
     Zero coefficients give ``x`` exactly."""
     grid = torch.linspace(-1.0, 1.0, CURVE_POINTS, dtype=x.dtype, device=x.device)
     step = 2.0 / (CURVE_POINTS - 1)
-    curve = grid + (coef[:, :, None] * legendre(grid.expand(1, 1, -1), coef.shape[1])[0][None]).sum(1)
+    curve = polynomial_curve(grid.view(1, 1, -1), coef)[:, 0]
     rise = torch.diff(curve, dim=1).clamp_min(MIN_SLOPE * step)
     mid = CURVE_POINTS // 2
     walked = torch.cat([curve.new_zeros(curve.shape[0], 1), rise.cumsum(1)], 1)

@@ -266,36 +266,40 @@ def test_unet_grows_frozen_imagenet_semantics_and_trains_only_the_rest(tmp_path,
     assert exit_.value.code == 2
 
 
-def test_feature_loss_judges_colors_by_imagenet_features_and_stays_out_of_the_model_file(tmp_path):
-    """`--option feature_loss=W`: the frozen Lite0 judge scores the true colors 0, gray and swapped colors above
-    it, passes gradients to the predicted ab (never to itself), is logged as the "feature" column, and is not in
-    the trained file; the GAN families, which have a feature loss of their own, refuse it."""
+def test_imagenet_judge_scores_colors_by_features_and_classes_and_stays_out_of_the_model_file(tmp_path):
+    """`--option feature_loss=W` / `class_loss=W`: the frozen Lite0 judge scores the true colors 0 on both terms,
+    gray and swapped colors above it, passes gradients to the predicted ab (never to itself), each term is logged
+    as its own column, and the judge is not in the trained file; the GAN families, which have a feature loss of
+    their own, refuse both."""
     from tinct.color import rgb_to_lab
-    from tinct.models.feature_loss import ImageNetFeatureLoss
+    from tinct.models.feature_loss import ImageNetJudge
     rgb = np.stack([np.asarray(Image.open(f).convert("RGB").resize((96, 96))) for f in first_val_photo_per_class()[:4]])
     lab = torch.from_numpy(rgb_to_lab(rgb / 255.0)).permute(0, 3, 1, 2).float()
     L, ab = lab[:, :1], lab[:, 1:]
-    judge = ImageNetFeatureLoss().train()
+    judge = ImageNetJudge().train()
     assert not judge.training and not any(p.requires_grad for p in judge.parameters())
-    assert float(judge(L, ab, ab)) == 0.0
-    assert float(judge(L, torch.zeros_like(ab), ab)) > 0.1
-    assert float(judge(L, ab.flip(1), ab)) > 0.1  # a and b swapped: red <-> yellow, green <-> blue
-    pred = torch.zeros_like(ab, requires_grad=True)
-    judge(L, pred, ab).backward()
-    assert pred.grad.abs().sum() > 0 and all(p.grad is None for p in judge.parameters())
+    for term in ("feature", "class"):
+        assert abs(float(judge(L, ab, ab)[term])) < 1e-6
+        assert float(judge(L, torch.zeros_like(ab), ab)[term]) > 0.05
+        assert float(judge(L, ab.flip(1), ab)[term]) > 0.05  # a and b swapped: red <-> yellow, green <-> blue
+        pred = torch.zeros_like(ab, requires_grad=True)
+        judge(L, pred, ab)[term].backward()
+        assert pred.grad.abs().sum() > 0 and all(p.grad is None for p in judge.parameters())
 
     photos = training_photos(tmp_path / "photos", 4, 72, 80)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "unet", "--option", "base_channels=8", "--option", "feature_loss=1.0",
-              "--head", "classification", "--data", str(photos), "--out", str(run), "--steps", "2", "--size", "64",
-              "--batch", "2"])
+              "--option", "class_loss=0.5", "--head", "classification", "--data", str(photos), "--out", str(run),
+              "--steps", "2", "--size", "64", "--batch", "2"])
     assert exit_.value.code == 0
     header, *rows = (run / "metrics.csv").read_text().splitlines()
-    column = header.split(",").index("feature")
-    assert len(rows) == 2 and all(float(r.split(",")[column]) > 0 for r in rows)
+    for term in ("feature", "class"):
+        column = header.split(",").index(term)
+        assert len(rows) == 2 and all(float(r.split(",")[column]) > 0 for r in rows)
     trained = load_model(run / "model.safetensors")
     assert set(trained.state_dict()) == set(create_model("unet", base_channels=8, head="classification",
                                                          num_bins=trained.config.num_bins).state_dict())
-    with pytest.raises(TinctError, match="feature_loss"):
-        create_model("pix2pix", feature_loss=1.0)
+    for option in ("feature_loss", "class_loss"):
+        with pytest.raises(TinctError, match=option):
+            create_model("pix2pix", **{option: 1.0})

@@ -129,9 +129,9 @@ class AdversarialModel(ColorModel):
 
     def __init__(self, config: AdversarialConfig, trunk_channels: int, head_scale: int = 1):
         super().__init__(config, trunk_channels, head_scale)
-        if config.feature_loss:
-            raise TinctError("feature_loss: the GAN families have their own feature loss (feature_weight, "
-                             "the critic's features)")
+        if config.feature_loss or config.class_loss:
+            raise TinctError("feature_loss, class_loss: the GAN families have their own feature loss "
+                             "(feature_weight, the critic's features)")
         try:
             check_kind(config.gan_loss)
         except ValueError as e:

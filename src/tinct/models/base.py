@@ -51,6 +51,9 @@ class BaseConfig:
     # training only: weight of a feature loss judged by a frozen ImageNet EfficientNet-Lite0 (feature_loss.py;
     # needs tinct[pretrained]), added to the head's loss; 0 = none
     feature_loss: float = 0.0
+    # training only: weight of the same judge's KL divergence between its ImageNet class distributions on the
+    # true and the predicted colors (Zhang et al.'s semantic test as a loss; feature_loss.py); 0 = none
+    class_loss: float = 0.0
     # training only, classification: weight of an L1 on the *decoded* ab (the annealed mean at this file's
     # temperature and prior correction, each pixel weighted by its true color's rarity), added to the
     # cross-entropy: regression and classification together, the colors users see trained directly; 0 = none
@@ -163,9 +166,10 @@ class ColorModel(Trainable, nn.Module):
         else:
             raise ValueError(f"unknown head {config.head!r}")
         self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
-        if config.feature_loss < 0:
-            raise TinctError(f"feature_loss is a weight >= 0, not {config.feature_loss}")
-        self._feature_judge = None  # built on the first training step with feature_loss > 0
+        for name in ("feature_loss", "class_loss"):
+            if getattr(config, name) < 0:
+                raise TinctError(f"{name} is a weight >= 0, not {getattr(config, name)}")
+        self._judge = None  # built on the first training step with feature_loss or class_loss > 0
 
     def frozen_modules(self) -> list[nn.Module]:
         """Pretrained parts (an encoder, or its frozen levels) that ``train()`` keeps in eval mode, so their
@@ -251,21 +255,24 @@ class ColorModel(Trainable, nn.Module):
 
     @property
     def loss_names(self) -> tuple[str, ...]:
-        return (("feature",) if self.config.feature_loss else ()) + \
+        return (("feature",) if self.config.feature_loss else ()) + (("class",) if self.config.class_loss else ()) + \
             (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ())
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
-        """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the feature loss)."""
+        """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the judge's)."""
         out = self(L, hints)
         losses = self.losses(out, ab_true)
-        if self.config.feature_loss:
-            if self._feature_judge is None:
-                from .feature_loss import ImageNetFeatureLoss
+        weights = {"feature": self.config.feature_loss, "class": self.config.class_loss}
+        if any(weights.values()):
+            if self._judge is None:
+                from .feature_loss import ImageNetJudge
                 # not a submodule: the judge stays out of the state dict and the model file
-                self._feature_judge = [ImageNetFeatureLoss()]
-            feature = self._feature_judge[0](L, out["ab"], ab_true)
-            losses["feature"] = feature.detach()
-            losses["loss"] = losses["loss"] + self.config.feature_loss * feature
+                self._judge = [ImageNetJudge()]
+            judged = self._judge[0](L, out["ab"], ab_true)
+            for name, weight in weights.items():
+                if weight:
+                    losses[name] = judged[name].detach()
+                    losses["loss"] = losses["loss"] + weight * judged[name]
         return losses
 
     def losses(self, out: dict, ab_true: torch.Tensor) -> dict:

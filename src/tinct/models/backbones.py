@@ -250,7 +250,11 @@ class EfficientNetLite(nn.Module):
 
     def classify(self, rgb_input: torch.Tensor) -> torch.Tensor:
         """ImageNet logits ``(B, 1000)`` of ``rgb_input(rgb)``; needs ``num_classes``."""
-        return self._fc(self.forward(rgb_input)[-1].mean(dim=(2, 3)))
+        return self.logits(self.forward(rgb_input))
+
+    def logits(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        """ImageNet logits ``(B, 1000)`` from ``forward``'s maps (the head's, pooled); needs ``num_classes``."""
+        return self._fc(maps[-1].mean(dim=(2, 3)))
 
 
 def fold_rgb_stem(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

@@ -255,7 +255,8 @@ class ColorModel(Trainable, nn.Module):
 
     @property
     def loss_names(self) -> tuple[str, ...]:
-        return (("feature",) if self.config.feature_loss else ()) + (("class",) if self.config.class_loss else ()) + \
+        return (("feature",) if self.config.feature_loss else ()) + \
+            (("class",) if self.config.class_loss else ()) + \
             (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ())
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:

@@ -48,14 +48,12 @@ class ImageNetJudge(nn.Module):
         rgb = lab_to_rgb_t(torch.cat([L, ab], dim=1))
         return self.judge(self.judge.rgb_input(rgb))
 
-    def _log_probs(self, maps: list[torch.Tensor]) -> torch.Tensor:
-        return F.log_softmax(self.judge._fc(maps[-1].mean(dim=(2, 3))), dim=1)
-
     def forward(self, L: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Tensor) -> dict[str, torch.Tensor]:
         self.judge.to(L.device)
         with torch.no_grad():
             truth = self._maps(L, ab_true)
         pred = self._maps(L, ab_pred)
         feature = sum(F.l1_loss(pred[i], truth[i]) / truth[i].abs().mean().clamp_min(1e-6) for i in LEVELS)
-        kl = F.kl_div(self._log_probs(pred), self._log_probs(truth), log_target=True, reduction="batchmean")
+        kl = F.kl_div(F.log_softmax(self.judge.logits(pred), dim=1), F.log_softmax(self.judge.logits(truth), dim=1),
+                      log_target=True, reduction="batchmean")
         return {"feature": feature / len(LEVELS), "class": kl}

@@ -47,7 +47,7 @@ def main():
     options = {f.name for f in dataclasses.fields(model_class(read_header(args.model)["model"]).Config)}
     # (the semantic encoder frozen, as a U-Net's config has it: `--init default` then trains it only if asked)
     neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0, "semantic_frozen": 5,
-               "feature_loss": 0.0, "class_loss": 0.0, "decoded_loss": 0.0}
+               "feature_loss": 0.0, "class_loss": 0.0, "decoded_loss": 0.0, "auc_loss": 0.0}
     model = load_model(args.model, overrides={"temperature": args.temperature, "prior_correction": args.prior_correction,
                                               **{k: v for k, v in neutral.items() if k in options}})
     if args.average_with:

@@ -121,6 +121,35 @@ def test_decoded_loss_adds_the_rebalanced_l1_of_the_decoded_colors():
     assert hybrid.head.weight.grad.abs().sum() > 0
 
 
+def test_auc_loss_is_one_minus_the_auc_that_evaluate_measures():
+    """`--option auc_loss=W`: W x the decoded colors' Euclidean ab error clipped at 150 / 150, whose batch mean is
+    1 - AuC / 100 as `metrics.auc` measures it on the same colors (up to its thresholds being whole numbers)."""
+    from tinct.metrics import auc
+    torch.manual_seed(0)
+    centers, weights = torch.randn(20, 2) * 40, torch.rand(20) + 0.5
+    kw = dict(base_channels=8, depth=2, head="classification", num_bins=20, temperature=0.4, prior_correction=0.3)
+    plain, model = create_model("unet", **kw), create_model("unet", **kw, auc_loss=0.5)
+    for m in (plain, model):
+        m.set_bins(centers, weights)
+    model.load_state_dict(plain.state_dict())
+    assert model.loss_names == ("auc_loss",)
+    L = torch.rand(2, 1, 32, 32) * 100
+    ab = torch.randn(2, 2, 32, 32) * 40
+    ab[0, :, :8] = 200.0  # errors beyond 150 count as 150, as AuC's last threshold does
+    out = model(L)
+    a, b = plain.losses(out, ab), model.losses(out, ab)
+    decoded = model.decode_logits(out["logits"])
+    truth = torch.nn.functional.interpolate(ab, size=decoded.shape[-2:], mode="area")
+    err = (decoded - truth).norm(dim=1).detach().numpy()
+    assert (err > 150).mean() > 0.05 and (err < 50).mean() > 0.2  # both ends of the clipping are exercised
+    assert abs((1 - float(b["auc_loss"])) * 100 - auc(err)) < 0.7  # thresholds 0, 1, ..., 150 against the integral
+    torch.testing.assert_close(b["loss"], a["loss"] + 0.5 * b["auc_loss"])
+    b["loss"].backward()
+    assert model.head.weight.grad.abs().sum() > 0
+    for name in ("decoded_loss", "auc_loss"):  # a regression head has no decoded colors to weigh
+        assert create_model("unet", base_channels=8, depth=2, **{name: 1.0}).loss_names == ()
+
+
 def test_unknown_model_and_option_are_clear_errors():
     with pytest.raises(TinctError, match="unknown model"):
         create_model("nope")

@@ -18,6 +18,8 @@ K_NEAREST = 5
 SIGMA = 5.0
 REBALANCE_LAMBDA = 0.5
 TEMPERATURE = 0.38
+# ab errors above this count as wholly wrong in AuC (Zhang et al.'s thresholds 0..150; metrics.auc)
+AUC_MAX_ERROR = 150.0
 
 _N_SIDE = int(2 * EDGE / GRID) + 1  # 23 cells per axis, centres at -110, -100, ..., 110
 

@@ -16,7 +16,7 @@ from . import bins
 from .color import rgb_to_lab
 from .data import colorfulness  # noqa: F401  (re-exported: a metric too)
 
-AUC_THRESHOLDS = np.arange(0, 151, 1.0)
+AUC_THRESHOLDS = np.arange(0, bins.AUC_MAX_ERROR + 1, 1.0)
 
 
 def ab_error(pred_lab: np.ndarray, true_lab: np.ndarray) -> np.ndarray:

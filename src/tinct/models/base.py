@@ -58,6 +58,9 @@ class BaseConfig:
     # temperature and prior correction, each pixel weighted by its true color's rarity), added to the
     # cross-entropy: regression and classification together, the colors users see trained directly; 0 = none
     decoded_loss: float = 0.0
+    # training only, classification: weight of the decoded colors' Euclidean ab error, clipped at 150, / 150, on
+    # average: 1 - AuC of ab error over thresholds 0..150 (metrics.auc), the measure itself as a loss; 0 = none
+    auc_loss: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +260,8 @@ class ColorModel(Trainable, nn.Module):
     def loss_names(self) -> tuple[str, ...]:
         return (("feature",) if self.config.feature_loss else ()) + \
             (("class",) if self.config.class_loss else ()) + \
-            (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ())
+            (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ()) + \
+            (("auc_loss",) if self.config.auc_loss and self.config.head == "classification" else ())
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the judge's)."""
@@ -281,13 +285,20 @@ class ColorModel(Trainable, nn.Module):
         if self.config.head == "classification":
             ce = bins.rebalanced_cross_entropy(out["logits"], ab_true, self.bin_centers, self.bin_weights)
             losses = {"loss": ce, "ce": ce.detach()}
-            if self.config.decoded_loss:
+            if self.config.decoded_loss or self.config.auc_loss:
                 decoded = self.decode_logits(out["logits"])
                 truth = F.interpolate(ab_true, size=decoded.shape[-2:], mode="area")
+            if self.config.decoded_loss:
                 rarity = self.bin_weights[bins.nearest_bin(truth, self.bin_centers)]
                 l1 = ((decoded - truth).abs().sum(1) / AB_SCALE * rarity).mean()
                 losses["decoded"] = l1.detach()
-                losses["loss"] = ce + self.config.decoded_loss * l1
+                losses["loss"] = losses["loss"] + self.config.decoded_loss * l1
+            if self.config.auc_loss:
+                # the mean over thresholds t in [0, T] of P(err <= t) is 1 - E[min(err, T)] / T; the epsilon keeps
+                # the norm's gradient finite where a pixel is exactly right
+                err = ((decoded - truth).pow(2).sum(1) + 1e-6).sqrt().clamp(max=bins.AUC_MAX_ERROR) / bins.AUC_MAX_ERROR
+                losses["auc_loss"] = err.mean().detach()
+                losses["loss"] = losses["loss"] + self.config.auc_loss * err.mean()
             return losses
         return {"loss": regression_loss(out["ab"], ab_true, self.config.loss)}
 

@@ -147,7 +147,10 @@ def test_auc_loss_is_one_minus_the_auc_that_evaluate_measures():
     b["loss"].backward()
     assert model.head.weight.grad.abs().sum() > 0
     for name in ("decoded_loss", "auc_loss"):  # a regression head has no decoded colors to weigh
-        assert create_model("unet", base_channels=8, depth=2, **{name: 1.0}).loss_names == ()
+        with pytest.raises(TinctError, match="classification head"):
+            create_model("unet", base_channels=8, depth=2, **{name: 1.0})
+        with pytest.raises(TinctError, match=f"{name} is a weight >= 0"):
+            create_model("unet", **kw, **{name: -1.0})
 
 
 def test_unknown_model_and_option_are_clear_errors():

@@ -169,9 +169,12 @@ class ColorModel(Trainable, nn.Module):
         else:
             raise ValueError(f"unknown head {config.head!r}")
         self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
-        for name in ("feature_loss", "class_loss"):
+        for name in ("feature_loss", "class_loss", "decoded_loss", "auc_loss"):
             if getattr(config, name) < 0:
                 raise TinctError(f"{name} is a weight >= 0, not {getattr(config, name)}")
+        if config.head != "classification" and (config.decoded_loss or config.auc_loss):
+            raise TinctError("decoded_loss and auc_loss weigh the decoded colors of a classification head "
+                             f"(--head classification), not a {config.head} head")
         self._judge = None  # built on the first training step with feature_loss or class_loss > 0
 
     def frozen_modules(self) -> list[nn.Module]:
@@ -260,8 +263,7 @@ class ColorModel(Trainable, nn.Module):
     def loss_names(self) -> tuple[str, ...]:
         return (("feature",) if self.config.feature_loss else ()) + \
             (("class",) if self.config.class_loss else ()) + \
-            (("decoded",) if self.config.decoded_loss and self.config.head == "classification" else ()) + \
-            (("auc_loss",) if self.config.auc_loss and self.config.head == "classification" else ())
+            (("decoded",) if self.config.decoded_loss else ()) + (("auc_loss",) if self.config.auc_loss else ())
 
     def compute_losses(self, L: torch.Tensor, ab_true: torch.Tensor, hints: torch.Tensor | None = None) -> dict:
         """Named losses for one batch; ``"loss"`` is the one to minimise (the head's, plus the judge's)."""

@@ -109,6 +109,28 @@ def test_untrained_network_returns_its_input_and_a_clean_mask():
     assert (torch.sigmoid(out["mask_logits"]) < 0.1).all()
 
 
+def test_pixel_loss_is_l1_or_the_root_mean_square_error_and_names_its_column():
+    """`--option pixel_loss=rmse`: the root of the batch's mean squared error on L (in units of 100) replaces the L1;
+    the mask's terms are the same either way, and the metrics column is named after the loss."""
+    from tinct.errors import TinctError
+    from tinct.restore.network import RestoreConfig, RestoreNet
+    torch.manual_seed(0)
+    nets = {name: RestoreNet(RestoreConfig(base_channels=4, depth=2, pixel_loss=name)) for name in ("l1", "rmse")}
+    nets["rmse"].load_state_dict(nets["l1"].state_dict())
+    clean = torch.rand(2, 1, 16, 16) * 100
+    target = torch.cat([clean, (torch.rand(2, 1, 16, 16) < 0.1).float()], 1)
+    out = {"L": clean + torch.randn(2, 1, 16, 16) * 20, "mask_logits": torch.randn(2, 1, 16, 16)}
+    l1, rmse = (nets[name].losses(out, target) for name in ("l1", "rmse"))
+    err = (out["L"] - clean) / 100
+    torch.testing.assert_close(l1["l1"], err.abs().mean())
+    torch.testing.assert_close(rmse["rmse"], err.pow(2).mean().sqrt())
+    assert float(rmse["rmse"]) > float(l1["l1"]) * 1.1  # not the same number under two names
+    torch.testing.assert_close(rmse["loss"] - rmse["rmse"], l1["loss"] - l1["l1"])  # the mask terms
+    assert nets["rmse"].loss_names[0] == "rmse" and nets["l1"].loss_names[0] == "l1"
+    with pytest.raises(TinctError, match="unknown pixel_loss 'l2'; known: l1, rmse"):
+        RestoreNet(RestoreConfig(pixel_loss="l2"))
+
+
 def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
     """The tone stage (restore/tone.py) is fitted apart on many damaged photos: fitted on a few gradient photos
     faded at random, it brings back a faded photo it has not seen, and a network given it grows without change."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import TinctError
 from ..models.base import Trainable, conv_bn_relu
 from ..models.registry import register
 from .tone import ToneCurve, apply_curve, quantiles
@@ -32,7 +33,10 @@ from .tone import ToneCurve, apply_curve, quantiles
 class RestoreConfig:
     base_channels: int = 16
     depth: int = 3
-    mask_weight: float = 0.5        # weight of the mask's cross-entropy (+ Dice) beside the L1 on L
+    mask_weight: float = 0.5        # weight of the mask's cross-entropy (+ Dice) beside the loss on L
+    # the loss on L: "l1", or "rmse", the root of the batch's mean squared error, whose minimum is the MSE's (what
+    # PSNR measures: the conditional mean where the clean photo is uncertain, not the median) at an L1's scale
+    pixel_loss: str = "l1"
     mask_pos_weight: float = 4.0    # damage is a few % of the pixels: positives count this much more
     degradation_scale: float = 1.0  # widths of the training scratches / dust (degrade.DegradeConfig.scale)
     clean_fraction: float = 0.1     # training crops left undamaged (degrade.training_sample)
@@ -50,6 +54,7 @@ class _Block(nn.Sequential):
         super().__init__(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
 
 
+PIXEL_LOSSES = ("l1", "rmse")
 _QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)  # what the U-Net's own global curve reads
 
 
@@ -57,10 +62,10 @@ _QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)  # what the U
 class RestoreNet(Trainable, nn.Module):
     Config = RestoreConfig
     task = "restore"  # not a colorization family: `list_models()` leaves it out, `list_models("restore")` has it
-    loss_names = ("l1", "mask_bce", "val_mask_f1", "val_psnr_input")
-
     def __init__(self, config: RestoreConfig):
         super().__init__()
+        if config.pixel_loss not in PIXEL_LOSSES:
+            raise TinctError(f"unknown pixel_loss {config.pixel_loss!r}; known: {', '.join(PIXEL_LOSSES)}")
         self.config = config
         c = config.base_channels
         widths = [c * 2 ** min(i, 2) for i in range(config.depth + 1)]  # 16, 32, 64, 64
@@ -134,20 +139,25 @@ class RestoreNet(Trainable, nn.Module):
         target = torch.cat([L, torch.from_numpy(np.stack(masks)).float()[:, None]], 1)
         return damaged, target, None
 
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        return (self.config.pixel_loss, "mask_bce", "val_mask_f1", "val_psnr_input")
+
     def compute_losses(self, L: torch.Tensor, target: torch.Tensor, hints=None) -> dict:
         return self.losses(self(L), target)
 
     def losses(self, out: dict, target: torch.Tensor) -> dict:
-        """L1 on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the mask."""
+        """``pixel_loss`` on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the mask."""
         clean, mask = target[:, :1], target[:, 1:]
-        l1 = F.l1_loss(out["L"] / 100.0, clean / 100.0)
+        err = (out["L"] - clean) / 100.0
+        pixel = err.abs().mean() if self.config.pixel_loss == "l1" else (err.pow(2).mean() + 1e-12).sqrt()
         logits = out["mask_logits"]
         pos = torch.tensor(self.config.mask_pos_weight, device=logits.device)
         bce = F.binary_cross_entropy_with_logits(logits, mask, pos_weight=pos)
         p = torch.sigmoid(logits)
         dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
-        loss = l1 + self.config.mask_weight * (bce + dice)
-        return {"loss": loss, "l1": l1.detach(), "mask_bce": bce.detach()}
+        loss = pixel + self.config.mask_weight * (bce + dice)
+        return {"loss": loss, self.config.pixel_loss: pixel.detach(), "mask_bce": bce.detach()}
 
     @torch.no_grad()
     def validation_scores(self, rgb_uint8: torch.Tensor) -> dict:

@@ -62,6 +62,7 @@ _QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)  # what the U
 class RestoreNet(Trainable, nn.Module):
     Config = RestoreConfig
     task = "restore"  # not a colorization family: `list_models()` leaves it out, `list_models("restore")` has it
+
     def __init__(self, config: RestoreConfig):
         super().__init__()
         if config.pixel_loss not in PIXEL_LOSSES:
@@ -147,7 +148,8 @@ class RestoreNet(Trainable, nn.Module):
         return self.losses(self(L), target)
 
     def losses(self, out: dict, target: torch.Tensor) -> dict:
-        """``pixel_loss`` on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the mask."""
+        """``pixel_loss`` on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the
+        mask."""
         clean, mask = target[:, :1], target[:, 1:]
         err = (out["L"] - clean) / 100.0
         pixel = err.abs().mean() if self.config.pixel_loss == "l1" else (err.pow(2).mean() + 1e-12).sqrt()

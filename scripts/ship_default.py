@@ -20,6 +20,7 @@ import dataclasses
 
 from tinct.ema import lerp_weights
 from tinct.models import model_class
+from tinct.models.base import LOSS_WEIGHTS
 from tinct.weights import WEIGHTS_DIR, load_model, read_header, save_model
 
 TRAINED_ON = ("Imagenette, one ImageNet photo per class, BSDS500, Wikipedia portraits, Clothing Co-Parsing, "
@@ -47,7 +48,7 @@ def main():
     options = {f.name for f in dataclasses.fields(model_class(read_header(args.model)["model"]).Config)}
     # (the semantic encoder frozen, as a U-Net's config has it: `--init default` then trains it only if asked)
     neutral = {"encoder_frozen": 0, "encoder_lr_scale": 1.0, "hint_lr_scale": 1.0, "semantic_frozen": 5,
-               "feature_loss": 0.0, "class_loss": 0.0, "decoded_loss": 0.0, "auc_loss": 0.0}
+               **{name: 0.0 for name in LOSS_WEIGHTS}}
     model = load_model(args.model, overrides={"temperature": args.temperature, "prior_correction": args.prior_correction,
                                               **{k: v for k, v in neutral.items() if k in options}})
     if args.average_with:

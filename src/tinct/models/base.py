@@ -63,6 +63,10 @@ class BaseConfig:
     auc_loss: float = 0.0
 
 
+# the training-only loss weights above: each a weight >= 0, 0 = off, and 0 in a shipped file (ship_default.py)
+LOSS_WEIGHTS = ("feature_loss", "class_loss", "decoded_loss", "auc_loss")
+
+
 @dataclasses.dataclass(frozen=True)
 class Decoding:
     """How a classification head's bins become ab for one call; None keeps the model's own setting.
@@ -169,7 +173,7 @@ class ColorModel(Trainable, nn.Module):
         else:
             raise ValueError(f"unknown head {config.head!r}")
         self.head_scale = head_scale  # trunk features are at 1/head_scale of the input size
-        for name in ("feature_loss", "class_loss", "decoded_loss", "auc_loss"):
+        for name in LOSS_WEIGHTS:
             if getattr(config, name) < 0:
                 raise TinctError(f"{name} is a weight >= 0, not {getattr(config, name)}")
         if config.head != "classification" and (config.decoded_loss or config.auc_loss):
@@ -298,9 +302,10 @@ class ColorModel(Trainable, nn.Module):
             if self.config.auc_loss:
                 # the mean over thresholds t in [0, T] of P(err <= t) is 1 - E[min(err, T)] / T; the epsilon keeps
                 # the norm's gradient finite where a pixel is exactly right
-                err = ((decoded - truth).pow(2).sum(1) + 1e-6).sqrt().clamp(max=bins.AUC_MAX_ERROR) / bins.AUC_MAX_ERROR
-                losses["auc_loss"] = err.mean().detach()
-                losses["loss"] = losses["loss"] + self.config.auc_loss * err.mean()
+                err = ((decoded - truth).pow(2).sum(1) + 1e-6).sqrt().clamp(max=bins.AUC_MAX_ERROR)
+                auc_loss = (err / bins.AUC_MAX_ERROR).mean()
+                losses["auc_loss"] = auc_loss.detach()
+                losses["loss"] = losses["loss"] + self.config.auc_loss * auc_loss
             return losses
         return {"loss": regression_loss(out["ab"], ab_true, self.config.loss)}
 

@@ -200,8 +200,8 @@ def degradation_examples(path: Path, size: int, dest: Path):
     sheet.save(dest)
 
 
-def real_before_after(dest: Path, height: int = 320):
-    """The real damaged prints before and after ``tinct restore`` (its default flow)."""
+def real_before_after(dest: Path, height: int = 320, model: str | None = None):
+    """The real damaged prints before and after ``tinct restore`` (its default flow; ``model``: another network)."""
     import tempfile
     tiles = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +209,7 @@ def real_before_after(dest: Path, height: int = 320):
             if not f.exists():
                 continue
             out = Path(tmp) / f.name
-            r = restore_file(f, out, RestoreOptions())
+            r = restore_file(f, out, RestoreOptions(model=model))
             before = Image.open(f).convert("RGB")
             after = Image.open(out).convert("RGB")
             mask = Image.fromarray(r.mask.astype(np.uint8) * 255).convert("RGB")
@@ -235,6 +235,7 @@ def main():
     ap.add_argument("--model", default=None, help="restoration model file (default: the shipped one)")
     ap.add_argument("--out", default=str(RESULTS / "restore.md"))
     ap.add_argument("--no-pictures", action="store_true")
+    ap.add_argument("--pictures-dir", default=str(RESULTS), help="where the three pictures go (a candidate's apart)")
     ap.add_argument("--pictures-only", action="store_true", help="only the three pictures (no scores)")
     ap.add_argument("--thresholds", type=float, nargs="+", default=None,
                     help="only a sweep of the mask threshold on the mix (printed, nothing written)")
@@ -243,10 +244,12 @@ def main():
     torch.set_num_threads(1)
     net = load_restorer(args.model)
     files = find_images(VAL)
+    pictures = Path(args.pictures_dir)
+    pictures.mkdir(parents=True, exist_ok=True)
     if args.pictures_only:
-        real_before_after(RESULTS / "restore_real.png")
-        degradation_examples(files[3], args.size, RESULTS / "degradations.png")
-        grid(files[7::97], args.size, net, RESULTS / "restore_grid.png")
+        real_before_after(pictures / "restore_real.png", model=args.model)
+        degradation_examples(files[3], args.size, pictures / "degradations.png")
+        grid(files[7::97], args.size, net, pictures / "restore_grid.png")
         return
     t0 = time.time()
     mix_files = files[:: max(1, len(files) // args.limit)][: args.limit] if args.limit else files
@@ -261,9 +264,9 @@ def main():
     Path(args.out).write_text(text)
     print(text)
     if not args.no_pictures:
-        grid(files[7::97], args.size, net, RESULTS / "restore_grid.png")
-        degradation_examples(files[3], args.size, RESULTS / "degradations.png")
-        real_before_after(RESULTS / "restore_real.png")
+        grid(files[7::97], args.size, net, pictures / "restore_grid.png")
+        degradation_examples(files[3], args.size, pictures / "degradations.png")
+        real_before_after(pictures / "restore_real.png", model=args.model)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,12 @@
 # INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore7, and session 12 1,500 more with the mask's loss
 # weighted twice as much: INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore10 STEPS=1500 THREADS=1 SEED=15
 # OPTIONS=mask_weight=1.0 (20 min beside a colorization run): the shipped file has 13,100 steps. A continuation keeps
-# the options of the file it starts from; OPTIONS (space-separated key=value) changes them.
+# the options of the file it starts from; OPTIONS (space-separated key=value) changes them. Session 20 widened that
+# network to 32 base channels (python scripts/widen_restore.py src/tinct/weights/_restore.safetensors --channels 32
+# --out runs/restore_grow_init/model.safetensors), trained it 5,000 steps with INIT=runs/restore_grow_init/model.safetensors
+# OUT=runs/restore_grow STEPS=5000 THREADS=2 SEED=21 (64 min), then 1,000 with more undamaged and single-kind crops
+# at a lower rate: INIT=runs/restore_grow/model.safetensors OUT=runs/restore_grow2 STEPS=1000 LR=5e-4 WARMUP=50
+# SEED=22 OPTIONS="clean_fraction=0.2 single_fraction=0.4": the shipped file has 19,100 steps.
 # SIZE=128 (crops the size of bench/restore.py's photos) was tried from the 11,600-step network: mask F1 up,
 # PSNR and most kinds down (bench/results/restore.md). Ship a result with scripts/ship_restore.py.
 set -euo pipefail
@@ -22,7 +27,9 @@ OUT=${OUT:-runs/restore}
 STEPS=${STEPS:-2000}
 SIZE=${SIZE:-96}  # training crop, px
 SEED=${SEED:-14}
-args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size "$SIZE" --batch 8 --lr 1.5e-3 --warmup 100
+LR=${LR:-1.5e-3}
+WARMUP=${WARMUP:-100}
+args=(--data "$DATA" --val "$VAL" --out "$OUT" --steps "$STEPS" --size "$SIZE" --batch 8 --lr "$LR" --warmup "$WARMUP"
       --val-every 500 --checkpoint-every 100 --seed "$SEED" ${THREADS:+--threads "$THREADS"})
 for option in ${OPTIONS:-}; do args+=(--option "$option"); done
 if [ -f "$OUT/checkpoint.safetensors" ]; then

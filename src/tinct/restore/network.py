@@ -60,6 +60,8 @@ PIXEL_LOSSES = ("l1", "rmse")
 def level_widths(config: RestoreConfig) -> list[int]:
     """Channels at each level of the U-Net, full resolution first: 16, 32, 64, 64 for 16 base channels."""
     return [config.base_channels * 2 ** min(i, 2) for i in range(config.depth + 1)]
+
+
 _QUANTILES = (0.005, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 0.995)  # what the U-Net's own global curve reads
 
 
@@ -216,9 +218,9 @@ def widened(net: RestoreNet, base_channels: int, seed: int = 0) -> RestoreNet:
     ``net`` computes: its weights fill the first channels, the new channels start random and every old channel's
     weights on them are zero, so training opens them from where ``net`` stands (session 20 grew the shipped
     restorer 16 -> 32 this way; trained from scratch the wide network lagged 13,100 steps behind)."""
-    config = dataclasses.replace(net.config, base_channels=base_channels)
     if base_channels < net.config.base_channels:
         raise TinctError(f"cannot narrow a restoration network ({net.config.base_channels} -> {base_channels} channels)")
+    config = dataclasses.replace(net.config, base_channels=base_channels)
     with torch.random.fork_rng():  # the caller's random state is left as it was
         torch.manual_seed(seed)
         wide = RestoreNet(config)

@@ -13,7 +13,7 @@
 # weighted twice as much: INIT=src/tinct/weights/_restore.safetensors OUT=runs/restore10 STEPS=1500 THREADS=1 SEED=15
 # OPTIONS=mask_weight=1.0 (20 min beside a colorization run): the shipped file has 13,100 steps. A continuation keeps
 # the options of the file it starts from; OPTIONS (space-separated key=value) changes them. Session 20 widened that
-# network to 32 base channels (python scripts/widen_restore.py src/tinct/weights/_restore.safetensors --channels 32
+# network to 32 base channels (python scripts/widen.py src/tinct/weights/_restore.safetensors --channels 32
 # --out runs/restore_grow_init/model.safetensors), trained it 5,000 steps with INIT=runs/restore_grow_init/model.safetensors
 # OUT=runs/restore_grow STEPS=5000 THREADS=2 SEED=21 (64 min), then 1,000 with more undamaged and single-kind crops
 # at a lower rate: INIT=runs/restore_grow/model.safetensors OUT=runs/restore_grow2 STEPS=1000 LR=5e-4 WARMUP=50

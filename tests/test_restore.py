@@ -279,29 +279,3 @@ def test_colorize_restores_a_faded_color_print_instead_of_recoloring(tmp_path, t
     recolored = np.asarray(Image.open(tmp_path / "recolored.png").convert("RGB"), np.float64) / 255
     # recolored: the input's lightness, new chroma from the (random) network
     assert np.abs(rgb_to_lab(recolored)[..., 0] - faded_lab[..., 0]).mean() < 1.0
-
-
-def test_a_widened_restorer_computes_what_the_narrow_one_did_and_its_new_channels_learn():
-    from tinct.errors import TinctError
-    from tinct.restore.network import RestoreConfig, RestoreNet, widened
-    torch.manual_seed(3)
-    narrow = RestoreNet(RestoreConfig(base_channels=8, depth=3, tone_stage=True))
-    with torch.no_grad():  # a trained network: nothing left at its zero initialisation
-        for p in narrow.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    narrow.train()
-    narrow(torch.rand(4, 1, 32, 32) * 100)  # batch-norm statistics of their own
-    narrow.eval()
-    wide = widened(narrow, 16).eval()
-    assert wide.enc[0][0][0].weight.shape[0] == 16 and wide.dec[0][0][0].weight.shape[1] == 64 + 64
-    x = torch.rand(2, 1, 40, 48) * 100
-    with torch.no_grad():
-        a, b = narrow(x), wide(x)
-    for key in ("L", "mask_logits"):
-        assert torch.allclose(a[key], b[key], atol=1e-4), key
-    wide.train()
-    out = wide(x)
-    (out["L"].mean() + out["mask_logits"].mean()).backward()
-    assert wide.head.weight.grad[:, 8:].abs().sum() > 0  # the head reads the new channels once trained
-    with pytest.raises(TinctError):
-        widened(wide, 8)

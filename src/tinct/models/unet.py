@@ -39,6 +39,7 @@ from .backbones import BACKBONES, LITE_VARIANTS, load_backbone_file
 from .base import BaseConfig, ColorModel, conv_bn_relu
 from .layers import SelfAttention, resized
 from .registry import register
+from .widen import unet_decoder_parts
 
 
 @dataclasses.dataclass
@@ -54,6 +55,13 @@ class UNetConfig(BaseConfig):
     self_attention: bool = False   # SAGAN self-attention after the bottleneck's fusion: far parts of a photo agree
 
 
+def level_widths(config: UNetConfig) -> list[int]:
+    """Channels at each level, full resolution first: 16, 32, 64, 128, 256 for 32 base channels and depth 4.
+    The full-resolution level is half as wide: it only carries edges, and it is the costliest."""
+    c = config.base_channels
+    return [c // 2] + [c * 2 ** min(i, 3) for i in range(config.depth)]
+
+
 class DoubleConv(nn.Sequential):
     def __init__(self, cin, cout, dilation=1):
         super().__init__(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout, dilation=dilation))
@@ -64,9 +72,7 @@ class UNet(ColorModel):
     Config = UNetConfig
 
     def __init__(self, config: UNetConfig):
-        c = config.base_channels
-        # the full-resolution level is half as wide: it only carries edges, and it is the costliest
-        widths = [c // 2] + [c * 2 ** min(i, 3) for i in range(config.depth)]
+        widths = level_widths(config)
         # classification logits at half resolution: 4x fewer softmax cells, ab is smooth anyway
         head_scale = 2 if config.head == "classification" else 1
         super().__init__(config, widths[0] if head_scale == 1 else widths[1], head_scale)
@@ -143,6 +149,13 @@ class UNet(ColorModel):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return x
+
+    # models.widen: a new query dimension would change every attention logit, so it starts at zero
+    WIDEN_ZERO_OUTPUTS = ("attention.query.",)
+
+    def widen_input_parts(self, name: str) -> list[int] | None:
+        """A decoder block reads the upsampled map and the skip."""
+        return unet_decoder_parts(name, level_widths(self.config), self.config.depth)
 
     def frozen_modules(self) -> list[nn.Module]:
         # all of it: its trainable levels too keep their pretrained batch-norm statistics (eval mode)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..errors import TinctError
 from ..models.base import Trainable, conv_bn_relu
 from ..models.registry import register
+from ..models.widen import unet_decoder_parts
 from .tone import ToneCurve, apply_curve, quantiles
 
 
@@ -146,6 +147,17 @@ class RestoreNet(Trainable, nn.Module):
         target = torch.cat([L, torch.from_numpy(np.stack(masks)).float()[:, None]], 1)
         return damaged, target, None
 
+    # ------------------------------------------------------------------------ widening (models.widen) ---
+    WIDEN_ZERO_OUTPUTS = ("global_mlp.2.",)  # the new channels' context starts at zero, as a new network's does
+
+    def widen_input_parts(self, name: str) -> list[int] | None:
+        """A decoder block reads the upsampled map and the skip; the global MLP the pooled mean, maximum and the
+        input's quantiles."""
+        widths = level_widths(self.config)
+        if name == "global_mlp.0.weight":
+            return [widths[-1], widths[-1], len(_QUANTILES)]
+        return unet_decoder_parts(name, widths, self.config.depth)
+
     @property
     def loss_names(self) -> tuple[str, ...]:
         return (self.config.pixel_loss, "mask_bce", "val_mask_f1", "val_psnr_input")
@@ -198,49 +210,3 @@ class RestoreNet(Trainable, nn.Module):
                 "val_psnr": float(np.mean([psnr_l(p, t) for p, t in zip(pred, clean)])),
                 "val_psnr_input": float(np.mean([psnr_l(d.L, t) for d, t in zip(degs, clean)])),
                 "val_mask_f1": mask_scores(mask, truth_mask)["f1"]}
-
-
-def _old_inputs(name: str, n_old: int, old: list[int], new: list[int], depth: int) -> list[tuple]:
-    """Where a narrower network's input channels sit among a wider one's in the weight ``name``:
-    ``[(old_start, new_start, length)]``. Concatenated inputs (a decoder block's upsampled map and its skip; the
-    global MLP's pooled mean, maximum and quantiles) keep each part's channels at the start of that part."""
-    if name.startswith("dec.") and name.endswith(".0.0.weight"):
-        level = depth - 1 - int(name.split(".")[1])
-        return [(0, 0, old[level + 1]), (old[level + 1], new[level + 1], old[level])]
-    if name == "global_mlp.0.weight":
-        t, T = old[-1], new[-1]
-        return [(0, 0, t), (t, T, t), (2 * t, 2 * T, n_old - 2 * t)]
-    return [(0, 0, n_old)]
-
-
-def widened(net: RestoreNet, base_channels: int, seed: int = 0) -> RestoreNet:
-    """``net`` with ``base_channels`` channels at full resolution (more at every level), computing exactly what
-    ``net`` computes: its weights fill the first channels, the new channels start random and every old channel's
-    weights on them are zero, so training opens them from where ``net`` stands (session 20 grew the shipped
-    restorer 16 -> 32 this way; trained from scratch the wide network lagged 13,100 steps behind)."""
-    if base_channels < net.config.base_channels:
-        raise TinctError(f"cannot narrow a restoration network ({net.config.base_channels} -> {base_channels} channels)")
-    config = dataclasses.replace(net.config, base_channels=base_channels)
-    with torch.random.fork_rng():  # the caller's random state is left as it was
-        torch.manual_seed(seed)
-        wide = RestoreNet(config)
-    widths = level_widths(net.config), level_widths(config)
-    old_state = net.state_dict()
-    state = {}
-    for name, w in wide.state_dict().items():
-        o = old_state[name]
-        if o.shape == w.shape:
-            state[name] = o.clone()
-            continue
-        w = w.clone()
-        if name.startswith("global_mlp.2."):
-            w.zero_()  # the new channels' context starts at zero, as a new network's does
-        if w.dim() >= 2:
-            w[:o.shape[0]] = 0
-            for so, sn, n in _old_inputs(name, o.shape[1], *widths, config.depth):
-                w[:o.shape[0], sn:sn + n] = o[:, so:so + n]
-        else:
-            w[:o.shape[0]] = o
-        state[name] = w
-    wide.load_state_dict(state)
-    return wide

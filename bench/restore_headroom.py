@@ -9,8 +9,11 @@ Val photos at 128 px, damaged by the realistic mix (the seeds of ``bench/restore
 - exposure oracle: the best fit of the truth by the restored L, its square and L times a quadratic of the
   position (a smooth gain and offset field on top of a curve).
 
-The gap between the flow and an oracle is what a better estimate of that kind could gain at most. Also the share
-of the squared error inside the true damage mask (scratches, dust, cracks) and the spread of the per-photo gains.
+The gap between the flow and an oracle is what a better estimate of that kind could gain at most. Then how much of
+it the photo itself tells: a gain and offset on the restored L, predicted by a ridge regression from the quantiles
+and spread of the damaged and the restored L (5-fold cross-validated, fitted to the truth-fitted gain and offset):
+a tone stage after the network could gain at least that. Also the share of the squared error inside the true damage
+mask (scratches, dust, cracks) and the spread of the per-photo gains.
 """
 from __future__ import annotations
 
@@ -46,6 +49,32 @@ def exposure_oracle(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.clip(A @ c, 0, 100).reshape(out.shape)
 
 
+_QUANTILES = (0.5, 2, 5, 10, 25, 50, 75, 90, 95, 98, 99.5)
+
+
+def tone_features(damaged_L: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """What a photo says about its lost tones: quantiles and spread of the damaged and the restored L."""
+    return np.concatenate([np.percentile(out, _QUANTILES), np.percentile(damaged_L, _QUANTILES),
+                           [out.std(), damaged_L.std()]])
+
+
+def predicted_tone(features: np.ndarray, outs: list, truths: list, ridge: float = 10.0, folds: int = 5) -> list:
+    """Each photo's restored L under a gain and offset predicted from ``features`` (one row per photo) by a ridge
+    regression fitted on the other folds' truth-fitted gains and offsets."""
+    target = np.array([np.polyfit(o.ravel(), t.ravel(), 1) for o, t in zip(outs, truths)])
+    X = (features - features.mean(0)) / (features.std(0) + 1e-9)
+    X = np.c_[X, np.ones(len(X))]
+    penalty = ridge * np.eye(X.shape[1])
+    penalty[-1, -1] = 0  # the mean gain and offset are not shrunk
+    fold = np.arange(len(X)) % folds
+    pred = np.zeros_like(target)
+    for k in range(folds):
+        fit = fold != k
+        w = np.linalg.solve(X[fit].T @ X[fit] + penalty, X[fit].T @ target[fit])
+        pred[~fit] = X[~fit] @ w
+    return [np.clip(a * o + b, 0, 100) for (a, b), o in zip(pred, outs)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=150)
@@ -53,7 +82,7 @@ def main():
     ap.add_argument("--model", default=None, help="restoration model file (default: the shipped one)")
     args = ap.parse_args()
     net = load_restorer(args.model)
-    rows = []
+    rows, features, outs, truths = [], [], [], []
     for i, f in enumerate(tqdm(sorted(find_images(VAL))[:args.limit], unit="img", mininterval=30)):
         L = gray_L(f, args.size)
         d = damaged(L, "mix", i)
@@ -61,10 +90,14 @@ def main():
         err = (out - L) ** 2
         rows.append([psnr_l(d.L, L), psnr_l(out, L), psnr_l(tone_oracle(out, L), L),
                      psnr_l(exposure_oracle(out, L), L), err[d.mask].sum(), err.sum()])
+        features.append(tone_features(d.L, out))
+        outs.append(out)
+        truths.append(L)
     r = np.array(rows)
-    print(f"| {len(r)} photos, mix | input | whole flow | tone oracle | exposure oracle |")
-    print("|---|---|---|---|---|")
-    print("| mean PSNR dB | " + " | ".join(f"{v:.2f}" for v in r[:, :4].mean(0)) + " |")
+    predicted = np.mean([psnr_l(p, t) for p, t in zip(predicted_tone(np.array(features), outs, truths), truths)])
+    print(f"| {len(r)} photos, mix | input | whole flow | tone oracle | exposure oracle | tone predicted (CV) |")
+    print("|---|---|---|---|---|---|")
+    print("| mean PSNR dB | " + " | ".join(f"{v:.2f}" for v in r[:, :4].mean(0)) + f" | {predicted:.2f} |")
     print(f"\nsquared error inside the true damage mask: {r[:, 4].sum() / r[:, 5].sum():.1%} of the whole")
     q = np.percentile(r[:, 1] - r[:, 0], [10, 25, 50, 75, 90])
     print("per-photo gain, percentiles 10/25/50/75/90: " + " / ".join(f"{v:+.2f}" for v in q) + " dB")

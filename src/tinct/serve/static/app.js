@@ -152,9 +152,8 @@ function describeModel() {
 }
 
 // ---------------------------------------------------------------- choosing a photo
-function setPhoto(file) {
-  if (!file) return;
-  clearError();
+// what belongs to the photo on screen: its server id, points, history, spot panel and object URLs
+function forgetPhoto(file) {
   state.file = file;
   state.photoId = null;
   state.points = [];
@@ -162,6 +161,12 @@ function setPhoto(file) {
   closeSpot();
   revoke("beforeUrl");
   revoke("afterUrl");
+}
+
+function setPhoto(file) {
+  if (!file) return;
+  clearError();
+  forgetPhoto(file);
   state.beforeUrl = URL.createObjectURL(file);
   state.beforeBroken = false;
   els.before.classList.remove("gray");
@@ -227,13 +232,7 @@ for (const target of [els.drop, document.body]) {
 
 function resetPhoto() {
   if (state.request) state.request.abort();
-  state.file = null;
-  state.photoId = null;
-  state.points = [];
-  state.undo = []; state.redo = [];
-  closeSpot();
-  revoke("beforeUrl");
-  revoke("afterUrl");
+  forgetPhoto(null);
   els.viewer.hidden = true;
   els.drop.hidden = false;
   els.newPhoto.disabled = true;

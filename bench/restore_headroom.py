@@ -1,6 +1,6 @@
 """Where a restored photo's remaining error lies: in its tones, its uneven exposure, or the local damage.
 
-    OMP_NUM_THREADS=2 python3 bench/restore_headroom.py --limit 150 [--model FILE]
+    OMP_NUM_THREADS=2 python3 bench/restore_headroom.py --limit 150 [--model FILE] [--semantic]
 
 Val photos at 128 px, damaged by the realistic mix (the seeds of ``bench/restore.py``), restored by the whole flow
 (``tinct.restore.restore_luminance``). Then two oracles that see the clean truth, which no restorer can:
@@ -12,7 +12,9 @@ Val photos at 128 px, damaged by the realistic mix (the seeds of ``bench/restore
 The gap between the flow and an oracle is what a better estimate of that kind could gain at most. Then how much of
 it the photo itself tells: a gain and offset on the restored L, predicted by a ridge regression from the quantiles
 and spread of the damaged and the restored L (5-fold cross-validated, fitted to the truth-fitted gain and offset):
-a tone stage after the network could gain at least that. Also the share of the squared error inside the true damage
+a tone stage after the network could gain at least that. With ``--semantic``, the same fit also from what the
+photo shows: the leading principal components of the EfficientNet-Lite2 ImageNet features of the restored photo
+(needs ``tinct[pretrained]``), to ask whether knowing the scene tells how far to stretch its tones. Also the share of the squared error inside the true damage
 mask (scratches, dust, cracks) and the spread of the per-photo gains.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from restore import VAL, damaged, gray_L  # noqa: E402
 
+from tinct.color import lab_to_rgb  # noqa: E402
 from tinct.data import find_images  # noqa: E402
 from tinct.restore.metrics import psnr_l  # noqa: E402
 from tinct.restore.run import RestoreOptions, load_restorer, restore_luminance  # noqa: E402
@@ -80,6 +83,7 @@ def main():
     ap.add_argument("--limit", type=int, default=150)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--model", default=None, help="restoration model file (default: the shipped one)")
+    ap.add_argument("--semantic", action="store_true", help="also predict the tone from ImageNet features")
     args = ap.parse_args()
     net = load_restorer(args.model)
     rows, features, outs, truths = [], [], [], []
@@ -101,6 +105,29 @@ def main():
     print(f"\nsquared error inside the true damage mask: {r[:, 4].sum() / r[:, 5].sum():.1%} of the whole")
     q = np.percentile(r[:, 1] - r[:, 0], [10, 25, 50, 75, 90])
     print("per-photo gain, percentiles 10/25/50/75/90: " + " / ".join(f"{v:+.2f}" for v in q) + " dB")
+    if args.semantic:
+        print_semantic_tone(np.array(features), outs, truths)
+
+
+def gray_rgb(L: np.ndarray) -> np.ndarray:
+    """A luminance plane ``(H, W)`` in [0, 100] -> the uint8 gray sRGB photo with that lightness."""
+    lab = np.stack([L, np.zeros_like(L), np.zeros_like(L)], -1).astype(np.float64)
+    return (np.clip(lab_to_rgb(lab), 0, 1) * 255).round().astype(np.uint8)
+
+
+def print_semantic_tone(tone: np.ndarray, outs: list, truths: list) -> None:
+    """The tone predicted (CV) from the quantiles alone, from the ImageNet features' leading principal components
+    alone, and from both, at three ridge strengths."""
+    from tinct.semantic import features_and_logits, load_classifier
+    content, _ = features_and_logits(load_classifier(), [gray_rgb(o) for o in outs])
+    content -= content.mean(0)
+    U, S, _ = np.linalg.svd(content, full_matrices=False)
+    print("\n| tone predicted (CV) from | ridge 10 | ridge 100 | ridge 1000 |\n|---|---|---|---|")
+    for name, X in [("quantiles", tone), *[(f"ImageNet features, {k} components", U[:, :k] * S[:k]) for k in (8, 32)],
+                    *[(f"quantiles + {k} components", np.c_[tone, U[:, :k] * S[:k]]) for k in (8, 32)]]:
+        cells = [np.mean([psnr_l(p, t) for p, t in zip(predicted_tone(X, outs, truths, ridge=r), truths)])
+                 for r in (10, 100, 1000)]
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
 
 
 if __name__ == "__main__":

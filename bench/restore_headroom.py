@@ -30,7 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from restore import VAL, damaged, gray_L  # noqa: E402
 
-from tinct.color import lab_to_rgb  # noqa: E402
+from tinct.color import gray_rgb  # noqa: E402
 from tinct.data import find_images  # noqa: E402
 from tinct.restore.metrics import psnr_l  # noqa: E402
 from tinct.restore.run import RestoreOptions, load_restorer, restore_luminance  # noqa: E402
@@ -107,12 +107,6 @@ def main():
     print("per-photo gain, percentiles 10/25/50/75/90: " + " / ".join(f"{v:+.2f}" for v in q) + " dB")
     if args.semantic:
         print_semantic_tone(np.array(features), outs, truths)
-
-
-def gray_rgb(L: np.ndarray) -> np.ndarray:
-    """A luminance plane ``(H, W)`` in [0, 100] -> the uint8 gray sRGB photo with that lightness."""
-    lab = np.stack([L, np.zeros_like(L), np.zeros_like(L)], -1).astype(np.float64)
-    return (np.clip(lab_to_rgb(lab), 0, 1) * 255).round().astype(np.uint8)
 
 
 def print_semantic_tone(tone: np.ndarray, outs: list, truths: list) -> None:

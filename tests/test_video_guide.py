@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tinct.color import lab_to_rgb, rgb_to_lab
+from tinct.color import gray_rgb, rgb_to_lab
 from tinct.errors import TinctError
 from tinct.models import create_model
 from tinct.video import colorize as vcolorize
@@ -42,12 +42,6 @@ def square_L(i: int, shot2_from: int | None = None) -> tuple[np.ndarray, tuple[i
     yy, xx = y[y0:y0 + SIDE, x0:x0 + SIDE] - y0, x[y0:y0 + SIDE, x0:x0 + SIDE] - x0
     L[y0:y0 + SIDE, x0:x0 + SIDE] = 75 + 2 * np.sin(xx / 2.3) * np.cos(yy / 3.1)  # texture moving with it
     return L.astype(np.float32), (x0, y0)
-
-
-def gray_rgb(L: np.ndarray) -> np.ndarray:
-    lab = np.zeros(L.shape + (3,), np.float32)
-    lab[..., 0] = L
-    return (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
 
 
 def square_clip(path: Path, frames: int = 10, shot2_from: int | None = None) -> Path:

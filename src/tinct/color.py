@@ -80,6 +80,13 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
+def gray_rgb(L: np.ndarray) -> np.ndarray:
+    """Luminance ``(H, W)`` in [0, 100] with zero ab -> uint8 sRGB ``(H, W, 3)``: the gray photo of that lightness."""
+    lab = np.zeros(L.shape + (3,), np.float32)
+    lab[..., 0] = L
+    return (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
+
+
 def rgb_to_luminance(rgb: np.ndarray) -> np.ndarray:
     """sRGB ``(..., 3)`` in [0, 1] -> CIE L ``(...)`` in [0, 100], float32."""
     rgb = np.asarray(rgb, dtype=np.float64)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from .color import rgb_to_lab
+from .color import gray_rgb, rgb_to_lab  # gray_rgb: the floor's output, also imported from here by benches
 from .data import colorfulness, find_images
 from .errors import TinctError
 from .io import atomic_path, upright
@@ -178,14 +178,6 @@ def _write_skipped(out: Path, n_files: int, skipped) -> None:
     report = out / "report.md"
     with atomic_path(report) as tmp:
         Path(tmp).write_text(report.read_text() + note)
-
-
-def gray_rgb(L: np.ndarray) -> np.ndarray:
-    """The floor's output: L ``(H, W)`` in [0, 100] with zero ab, as uint8 sRGB ``(H, W, 3)``."""
-    from .color import lab_to_rgb
-    lab = np.zeros(L.shape + (3,), np.float32)
-    lab[..., 0] = L
-    return (lab_to_rgb(lab) * 255 + 0.5).astype(np.uint8)
 
 
 def square_tile(rgb: np.ndarray, tile: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..color import lab_to_rgb, rgb_to_lab
+from ..color import gray_rgb, lab_to_rgb, rgb_to_lab
 from ..errors import TinctError
 from ..io import DEFAULT_MAX_PIXELS, LoadedImage, atomic_path, load_image, save_image, upright
 from .color import is_color_photo, restore_colors
@@ -155,7 +155,7 @@ def restore_image(rgb: np.ndarray | None, L: np.ndarray, options: RestoreOptions
             lab = rgb_to_lab(rgb.astype(np.float64) / 255.0).astype(np.float32)
     L_out, mask = restore_luminance(L, options, net)
     if lab is None:
-        rgb_out = _gray_rgb(L_out)
+        rgb_out = gray_rgb(L_out)
     else:
         ab = lab[..., 1:]
         if mask.any():  # a scratch's chroma is the paper's: fill it from around, as the luminance
@@ -173,11 +173,6 @@ def _has_tint(rgb: np.ndarray) -> bool:
 
 def _to_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _gray_rgb(L: np.ndarray) -> np.ndarray:
-    zeros = np.zeros(L.shape + (2,), np.float64)
-    return _to_u8(lab_to_rgb(np.concatenate([L[..., None].astype(np.float64), zeros], -1)))
 
 
 # ----------------------------------------------------------------------------- loading ---

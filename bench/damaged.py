@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinct.color import rgb_to_lab
+from tinct.color import gray_rgb, rgb_to_lab
 from tinct.data import colorfulness, find_images
-from tinct.evaluate import GRAY_FLOOR, color_truths, gray_rgb, square_tile, training_prior
+from tinct.evaluate import GRAY_FLOOR, color_truths, square_tile, training_prior
 from tinct.metrics import ab_error, auc, rebalance_pixel_weights
 from tinct.pipeline import ColorizeOptions, colorize_luminance, decoding_for
 from tinct.report import image_grid

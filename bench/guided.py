@@ -35,9 +35,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from tinct.color import rgb_to_lab  # noqa: E402
+from tinct.color import gray_rgb, rgb_to_lab  # noqa: E402
 from tinct.data import colorfulness, find_images  # noqa: E402
-from tinct.evaluate import gray_rgb, load_truth, square_tile  # noqa: E402
+from tinct.evaluate import load_truth, square_tile  # noqa: E402
 from tinct.guided.colorize import GuidedOptions, guided_ab  # noqa: E402
 from tinct.guided.levin import solve_levin  # noqa: E402
 from tinct.guided.palette import palette_from_lab  # noqa: E402

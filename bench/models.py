@@ -40,9 +40,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tinct.color import rgb_to_lab
+from tinct.color import gray_rgb, rgb_to_lab
 from tinct.data import find_images
-from tinct.evaluate import GRAY_FLOOR, color_truths, gray_rgb, square_tile, training_prior
+from tinct.evaluate import GRAY_FLOOR, color_truths, square_tile, training_prior
 from tinct.metrics import mean_scores, score_rgb
 from tinct.pipeline import ColorizeOptions, colorize_luminance
 from tinct.report import image_grid

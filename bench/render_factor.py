@@ -34,9 +34,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from tinct.color import rgb_to_lab
+from tinct.color import gray_rgb, rgb_to_lab
 from tinct.data import colorfulness, find_images
-from tinct.evaluate import color_truths, gray_rgb, training_prior
+from tinct.evaluate import color_truths, training_prior
 from tinct.io import load_image
 from tinct.metrics import mean_scores, score_rgb
 from tinct.models.base import Decoding

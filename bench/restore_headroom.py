@@ -14,8 +14,8 @@ it the photo itself tells: a gain and offset on the restored L, predicted by a r
 and spread of the damaged and the restored L (5-fold cross-validated, fitted to the truth-fitted gain and offset):
 a tone stage after the network could gain at least that. With ``--semantic``, the same fit also from what the
 photo shows: the leading principal components of the EfficientNet-Lite2 ImageNet features of the restored photo
-(needs ``tinct[pretrained]``), to ask whether knowing the scene tells how far to stretch its tones. Also the share of the squared error inside the true damage
-mask (scratches, dust, cracks) and the spread of the per-photo gains.
+(needs ``tinct[pretrained]``), to ask whether knowing the scene tells how far to stretch its tones. Also the share
+of the squared error inside the true damage mask (scratches, dust, cracks) and the spread of the per-photo gains.
 """
 from __future__ import annotations
 

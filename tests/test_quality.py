@@ -26,8 +26,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from tinct.color import rgb_to_lab
-from tinct.evaluate import gray_rgb, training_prior
+from tinct.color import gray_rgb, rgb_to_lab
+from tinct.evaluate import training_prior
 from tinct.guided.colorize import GuidedOptions, guided_ab
 from tinct.guided.palette import palette_from_lab
 from tinct.hints import Hints

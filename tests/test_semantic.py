@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinct.color import rgb_to_lab
+from tinct.color import gray_rgb, rgb_to_lab
 from tinct.errors import TinctError
-from tinct.evaluate import GRAY_FLOOR, EvaluateConfig, evaluate, gray_rgb
+from tinct.evaluate import GRAY_FLOOR, EvaluateConfig, evaluate
 from tinct.pretrained import PACKAGES
 from tinct.semantic import (SemanticTally, features_and_logits, frechet_distance, frechet_distance_from_stats,
                             imagenet_class, load_classifier)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from .color import gray_rgb, rgb_to_lab  # gray_rgb: the floor's output, also imported from here by benches
+from .color import gray_rgb, rgb_to_lab
 from .data import colorfulness, find_images
 from .errors import TinctError
 from .io import atomic_path, upright

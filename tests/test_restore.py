@@ -131,6 +131,26 @@ def test_pixel_loss_is_l1_or_the_root_mean_square_error_and_names_its_column():
         RestoreNet(RestoreConfig(pixel_loss="l2"))
 
 
+def test_tone_loss_weighs_the_block_averaged_error_not_the_detail():
+    """`--option tone_loss=W` adds W x the RMS of the error averaged over 8 px blocks: a shift of the tones counts
+    in full, zero-mean noise within each block not at all; off by default (no column)."""
+    from tinct.restore.network import TONE_BLOCK, RestoreConfig, RestoreNet
+    net = RestoreNet(RestoreConfig(base_channels=4, depth=2, tone_loss=2.0))
+    plain = RestoreNet(RestoreConfig(base_channels=4, depth=2))
+    assert "tone_rmse" in net.loss_names and "tone_rmse" not in plain.loss_names
+    clean = torch.rand(2, 1, 16, 16) * 100
+    target = torch.cat([clean, torch.zeros(2, 1, 16, 16)], 1)
+    logits = torch.full((2, 1, 16, 16), -5.0)
+    shifted = net.losses({"L": clean + 10.0, "mask_logits": logits}, target)
+    torch.testing.assert_close(shifted["tone_rmse"], torch.tensor(0.1))
+    checker = torch.ones(TONE_BLOCK, TONE_BLOCK)
+    checker[::2] = -1  # zero mean in every block
+    noisy = net.losses({"L": clean + 10.0 * checker.repeat(2, 2), "mask_logits": logits}, target)
+    assert float(noisy["tone_rmse"]) < 1e-5
+    base = plain.losses({"L": clean + 10.0, "mask_logits": logits}, target)
+    torch.testing.assert_close(shifted["loss"] - base["loss"], 2.0 * shifted["tone_rmse"])
+
+
 def test_tone_stage_starts_as_the_identity_and_learns_to_undo_fading():
     """The tone stage (restore/tone.py) is fitted apart on many damaged photos: fitted on a few gradient photos
     faded at random, it brings back a faded photo it has not seen, and a network given it grows without change."""

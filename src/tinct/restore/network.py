@@ -38,6 +38,10 @@ class RestoreConfig:
     # the loss on L: "l1", or "rmse", the root of the batch's mean squared error, whose minimum is the MSE's (what
     # PSNR measures: the conditional mean where the clean photo is uncertain, not the median) at an L1's scale
     pixel_loss: str = "l1"
+    # weight of a second loss on L: the root mean square of the error averaged over TONE_BLOCK-px blocks, i.e. of
+    # the photo's tones (fading, vignetting) and not its detail. How far to stretch a faded print is uncertain, and
+    # there PSNR wants the mean of the possible tones where the L1 gives their median; the detail keeps the L1
+    tone_loss: float = 0.0
     mask_pos_weight: float = 4.0    # damage is a few % of the pixels: positives count this much more
     degradation_scale: float = 1.0  # widths of the training scratches / dust (degrade.DegradeConfig.scale)
     clean_fraction: float = 0.1     # training crops left undamaged (degrade.training_sample)
@@ -56,6 +60,7 @@ class _Block(nn.Sequential):
 
 
 PIXEL_LOSSES = ("l1", "rmse")
+TONE_BLOCK = 8  # px: the tone loss compares the restored and clean L averaged over blocks this size
 
 
 def level_widths(config: RestoreConfig) -> list[int]:
@@ -160,14 +165,15 @@ class RestoreNet(Trainable, nn.Module):
 
     @property
     def loss_names(self) -> tuple[str, ...]:
-        return (self.config.pixel_loss, "mask_bce", "val_mask_f1", "val_psnr_input")
+        tone = ("tone_rmse",) if self.config.tone_loss else ()
+        return (self.config.pixel_loss, *tone, "mask_bce", "val_mask_f1", "val_psnr_input")
 
     def compute_losses(self, L: torch.Tensor, target: torch.Tensor, hints=None) -> dict:
         return self.losses(self(L), target)
 
     def losses(self, out: dict, target: torch.Tensor) -> dict:
-        """``pixel_loss`` on L (in units of 100) + ``mask_weight`` x (weighted cross-entropy + soft Dice) on the
-        mask."""
+        """``pixel_loss`` on L (in units of 100) [+ ``tone_loss`` x the RMS of the block-averaged error] +
+        ``mask_weight`` x (weighted cross-entropy + soft Dice) on the mask."""
         clean, mask = target[:, :1], target[:, 1:]
         err = (out["L"] - clean) / 100.0
         pixel = err.abs().mean() if self.config.pixel_loss == "l1" else (err.pow(2).mean() + 1e-12).sqrt()
@@ -177,7 +183,12 @@ class RestoreNet(Trainable, nn.Module):
         p = torch.sigmoid(logits)
         dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
         loss = pixel + self.config.mask_weight * (bce + dice)
-        return {"loss": loss, self.config.pixel_loss: pixel.detach(), "mask_bce": bce.detach()}
+        named = {self.config.pixel_loss: pixel.detach(), "mask_bce": bce.detach()}
+        if self.config.tone_loss:
+            tone = (F.avg_pool2d(err, TONE_BLOCK, ceil_mode=True).pow(2).mean() + 1e-12).sqrt()
+            loss = loss + self.config.tone_loss * tone
+            named["tone_rmse"] = tone.detach()
+        return {"loss": loss, **named}
 
     @torch.no_grad()
     def validation_scores(self, rgb_uint8: torch.Tensor) -> dict:
